@@ -1,0 +1,143 @@
+"""``medsplit score``: re-score saved model outputs with the scoring core."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EXAMPLE = """\
+input: one JSON object per line with
+  output      the model's text (required)
+  options     dict letter -> text, or a list of option texts (required)
+  answer_idx  the gold letter (optional; without it only parsing is reported)
+every other field is copied to --out unchanged, with pred, method and correct added.
+
+example:
+  medsplit score runs/gpt4o.jsonl --out runs/gpt4o.scored.jsonl
+  medsplit score runs/gpt4o.jsonl --json | jq .accuracy
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("score", help="re-score saved model outputs (JSONL)",
+                       description="Re-score saved model outputs with the package's one answer "
+                                   "extractor, the same one lm-eval, Inspect and TRL use.",
+                       epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("file", type=Path, help="JSONL file of outputs")
+    p.add_argument("--out", type=Path, help="write each line back with pred, method, correct")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--no-fuzzy", action="store_true", help="turn fuzzy option-text matching off")
+    p.set_defaults(func=cmd_score)
+
+
+@dataclass
+class ScoreSummary:
+    n: int = 0
+    n_gold: int = 0
+    parsed: int = 0
+    parsed_gold: int = 0
+    correct: int = 0
+    methods: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict:
+        def ratio(a, b):
+            return a / b if b else None
+        return {"n": self.n, "with_gold": self.n_gold, "parsed": self.parsed,
+                "correct": self.correct,
+                "accuracy": ratio(self.correct, self.n_gold),
+                "parse_rate": ratio(self.parsed, self.n),
+                "accuracy_when_parsed": ratio(self.correct, self.parsed_gold),
+                "methods": dict(self.methods.most_common())}
+
+
+def score_lines(path: Path, *, fuzzy: bool = True, out=None) -> ScoreSummary:
+    """Score every line of ``path``; raise ValueError naming line and field on bad input."""
+    from lm_eval_medsplit.schema import RowError, coerce_options
+    from lm_eval_medsplit.scoring import Outcome, extract_answer
+
+    summary = ScoreSummary()
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}: line {i}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{where}: expected a JSON object")
+            output = row.get("output")
+            if not isinstance(output, str):
+                raise ValueError(f"{where}: field 'output': "
+                                 + ("missing" if output is None else "expected a string"))
+            if "options" not in row:
+                raise ValueError(f"{where}: field 'options': missing")
+            try:
+                options = coerce_options(row["options"])
+            except RowError as e:
+                raise ValueError(f"{where}: field 'options': {e.message}") from None
+            gold = row.get("answer_idx")
+            if gold is not None:
+                gold = str(gold).strip().upper()
+                if gold not in options:
+                    raise ValueError(f"{where}: field 'answer_idx': {gold!r} is not one of "
+                                     f"{', '.join(options)}")
+            ex = extract_answer(output, options, fuzzy=fuzzy)
+            summary.n += 1
+            summary.methods[ex.method] += 1
+            correct = None
+            if ex.letter is not None:
+                summary.parsed += 1
+            if gold is not None:
+                summary.n_gold += 1
+                correct = ex.letter == gold
+                summary.correct += correct
+                summary.parsed_gold += ex.letter is not None
+            if out is not None:
+                row.update(pred=ex.letter, method=ex.method, correct=correct,
+                           outcome=(Outcome.UNPARSED if ex.letter is None else
+                                    Outcome.CORRECT if correct else Outcome.INCORRECT).value
+                           if gold is not None else None)
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return summary
+
+
+def cmd_score(args) -> int:
+    from lm_eval_medsplit.cli import CLIError
+
+    if not args.file.is_file():
+        raise CLIError(f"{args.file}: no such file")
+    out = None
+    try:
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            out = open(args.out, "w", encoding="utf-8")
+        summary = score_lines(args.file, fuzzy=not args.no_fuzzy, out=out)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    finally:
+        if out:
+            out.close()
+    d = summary.as_dict()
+    if args.json:
+        print(json.dumps(d))
+        return 0
+    from lm_eval_medsplit.commands.common import console
+
+    def pct(x):
+        return "n/a" if x is None else f"{100 * x:.2f}%"
+    c = console()
+    c.print(f"{d['n']:,} outputs ({d['with_gold']:,} with gold)")
+    c.print(f"accuracy            {pct(d['accuracy'])}")
+    c.print(f"parse rate          {pct(d['parse_rate'])}")
+    c.print(f"accuracy if parsed  {pct(d['accuracy_when_parsed'])}")
+    c.print("methods: " + ", ".join(f"{k} {v:,}" for k, v in d["methods"].items()))
+    if args.out:
+        c.print(f"wrote {args.out}")
+    sys.stdout.flush()
+    return 0

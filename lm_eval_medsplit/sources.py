@@ -1,0 +1,319 @@
+"""Data sources: one setting (``--source`` / ``MEDSPLIT_SOURCE``) used by every part.
+
+- ``hub`` (default): ``datasets.load_dataset("zou-lab/BioMed-R1-Eval", config,
+  split="test", revision=HUB_REVISION)``; ``options`` arrives as a JSON string.
+- a directory in the hub layout (``DIR/<config>/*.parquet`` or ``*.jsonl``, same fields),
+  e.g. what ``medsplit build`` writes.
+- a raw directory laid out like ``shared/data/raw`` (config folders, original files),
+  read by one small loader per format (see :mod:`lm_eval_medsplit.raw_loaders`).
+- a canonical JSONL file of your own questions (``id, question, options`` required).
+
+Every loader goes through :func:`lm_eval_medsplit.schema.build_records`, so validation,
+skip accounting and content hashes are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lm_eval_medsplit import registry
+from lm_eval_medsplit.schema import (
+    LoadReport,
+    MCQRecord,
+    RecordValidationError,
+    RowError,
+    build_records,
+    dataset_hash,
+    iter_jsonl,
+    record_from_row,
+)
+
+ENV_SOURCE = "MEDSPLIT_SOURCE"
+ENV_REVISION = "MEDSPLIT_REVISION"
+ENV_PUBMEDQA_SPLIT = "MEDSPLIT_PUBMEDQA_SPLIT"
+
+HUB_LAYOUT_SUFFIXES = (".parquet", ".jsonl", ".json")
+
+
+class SourceError(ValueError):
+    """A source that cannot be used (missing path, unknown layout, absent benchmark)."""
+
+
+@dataclass
+class Source:
+    """A resolved data source. Use :func:`resolve_source` to make one."""
+
+    kind: str
+    """``hub``, ``hub_dir``, ``raw_dir`` or ``jsonl``."""
+    location: str
+    revision: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """What every run records about its data."""
+        return {"kind": self.kind, "location": self.location, "revision": self.revision,
+                **({"options": self.options} if self.options else {})}
+
+    # ---------------------------------------------------------------- discovery
+    def benchmarks(self) -> list[str]:
+        """Benchmark names available in this source (registry short names, or the
+        user's own names for a JSONL file)."""
+        if self.kind == "hub":
+            return registry.benchmark_names()
+        if self.kind == "jsonl":
+            return sorted({r.benchmark for r in _load_jsonl_file(Path(self.location), LoadReport("", ""))})
+        root = Path(self.location)
+        out = []
+        for b in registry.BENCHMARKS:
+            d = root / b.config
+            if self.kind == "hub_dir" and _hub_dir_files(d):
+                out.append(b.name)
+            elif self.kind == "raw_dir":
+                from lm_eval_medsplit.raw_loaders import RAW_LOADERS
+
+                if b.config in RAW_LOADERS and d.is_dir():
+                    out.append(b.name)
+        return out
+
+    # ---------------------------------------------------------------- loading
+    def load(self, benchmark: str, *, strict: bool = False) -> tuple[list[MCQRecord], LoadReport]:
+        """Load and validate one benchmark. Strict mode raises one
+        :class:`RecordValidationError` listing every problem; lenient mode skips bad rows
+        and lists them in the returned report."""
+        b = registry.find_benchmark(benchmark)
+        name = b.name if b else benchmark
+        report = LoadReport(benchmark=name, source=self.location, revision=self.revision)
+        if self.kind == "jsonl":
+            records = [r for r in _load_jsonl_file(Path(self.location), report) if r.benchmark == name]
+            if not records and not report.skipped:
+                raise SourceError(f"{self.location}: no records for benchmark {name!r}; "
+                                  f"it has: {', '.join(self.benchmarks())}")
+        elif b is None:
+            raise SourceError(f"unknown benchmark {benchmark!r}; known: "
+                              f"{', '.join(registry.benchmark_names())}")
+        elif self.kind == "hub":
+            records = _load_hub(b, report, repo=registry.HUB_DATASET, revision=self.revision)
+        elif self.kind == "hub_dir":
+            records = _load_hub_dir(Path(self.location) / b.config, b, report)
+        elif self.kind == "raw_dir":
+            from lm_eval_medsplit.raw_loaders import load_raw
+
+            records = load_raw(Path(self.location), b, report, **self.options)
+        else:  # pragma: no cover - guarded by resolve_source
+            raise SourceError(f"unknown source kind {self.kind!r}")
+        report.n_records = len(records)
+        report.content_hash = dataset_hash(records)
+        if strict and report.skipped:
+            raise RecordValidationError(report.skipped)
+        return records, report
+
+
+def resolve_source(source: str | os.PathLike | Source | None = None, *,
+                   revision: str | None = None,
+                   pubmedqa_split: str | None = None) -> Source:
+    """Turn ``--source`` (or ``MEDSPLIT_SOURCE``, default ``hub``) into a :class:`Source`."""
+    if isinstance(source, Source):
+        return source
+    value = str(source) if source is not None else os.environ.get(ENV_SOURCE) or "hub"
+    if value == "hub":
+        rev = revision or os.environ.get(ENV_REVISION) or registry.HUB_REVISION
+        return Source("hub", registry.HUB_DATASET, revision=rev)
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise SourceError(f"source {value!r} is neither 'hub' nor an existing file or directory")
+    if path.is_file():
+        if path.suffix not in (".jsonl", ".json"):
+            raise SourceError(f"{path}: a source file must be canonical JSONL (.jsonl)")
+        return Source("jsonl", str(path.resolve()))
+    kind = detect_layout(path)
+    opts: dict[str, Any] = {}
+    if kind == "raw_dir":
+        split = pubmedqa_split or os.environ.get(ENV_PUBMEDQA_SPLIT) or "all"
+        if split not in ("all", "test"):
+            raise SourceError(f"pubmedqa split must be 'all' (1,000 PQA-L) or 'test' (official 500), got {split!r}")
+        opts["pubmedqa_split"] = split
+    rev = None
+    manifest = path / "manifest.json"
+    if kind == "hub_dir" and manifest.is_file():
+        try:
+            rev = json.loads(manifest.read_text()).get("revision")
+        except (json.JSONDecodeError, OSError, AttributeError):
+            rev = None
+    return Source(kind, str(path.resolve()), revision=rev, options=opts)
+
+
+def detect_layout(path: Path) -> str:
+    """``hub_dir`` when any registry config folder holds parquet/jsonl files in the hub
+    layout (fields ``question`` and ``options``), ``raw_dir`` when it holds the original
+    files; raises :class:`SourceError` naming what was looked for otherwise."""
+    from lm_eval_medsplit.raw_loaders import RAW_LOADERS, raw_files_present
+
+    hub_like = raw_like = False
+    for b in registry.BENCHMARKS:
+        d = path / b.config
+        if not d.is_dir():
+            continue
+        if (path / "manifest.json").is_file() or any(f.suffix == ".parquet" for f in _hub_dir_files(d)):
+            hub_like = True
+        elif b.config in RAW_LOADERS and raw_files_present(d, b.config):
+            raw_like = True
+        elif _hub_dir_files(d):
+            hub_like = True
+    if hub_like:
+        return "hub_dir"
+    if raw_like:
+        return "raw_dir"
+    configs = ", ".join(b.config for b in registry.BENCHMARKS)
+    raise SourceError(f"{path}: no benchmark folders found; expected sub-folders named after "
+                      f"hub configs ({configs}) holding either hub-layout test files "
+                      f"(*.parquet / *.jsonl) or the original raw files")
+
+
+def load_benchmark(source: str | Source | None, benchmark: str, *, strict: bool = False,
+                   **kw) -> tuple[list[MCQRecord], LoadReport]:
+    """Shortcut: ``resolve_source(source).load(benchmark)``."""
+    return resolve_source(source, **kw).load(benchmark, strict=strict)
+
+
+def load_many(source: str | Source | None, benchmarks: list[str] | None = None, *,
+              strict: bool = False) -> dict[str, tuple[list[MCQRecord], LoadReport]]:
+    """Load several benchmarks (default: every one the source has)."""
+    src = resolve_source(source)
+    names = benchmarks or src.benchmarks()
+    return {n: src.load(n, strict=strict) for n in names}
+
+
+# --------------------------------------------------------------------------- hub + hub layout
+
+
+def hub_row_to_record(row: dict[str, Any], benchmark: str) -> MCQRecord:
+    """A row of ``zou-lab/BioMed-R1-Eval`` (options as JSON string, adversarial_trace_k
+    columns) to a record; ``dataset_name`` goes to ``meta``."""
+    rec = record_from_row(row, benchmark, keep_extra=False)
+    if row.get("dataset_name") is not None:
+        rec.meta.setdefault("dataset_name", row["dataset_name"])
+    if rec.adversarial_traces and rec.adversarial_source is None:
+        rec.adversarial_source = "hub"
+    for k, v in row.items():
+        if k not in _HUB_FIELDS and not k.startswith("adversarial_trace_") and v is not None:
+            rec.meta.setdefault(k, v)
+    return rec
+
+
+_HUB_FIELDS = {"id", "question", "options", "answer", "answer_idx", "dataset_name",
+               "reasoning_prob", "is_reasoning", "reasoning_threshold", "benchmark",
+               "adversarial_traces", "adversarial_source", "meta"}
+
+
+def _load_hub(b: registry.Benchmark, report: LoadReport, *, repo: str,
+              revision: str | None) -> list[MCQRecord]:
+    """The real hub path. ``repo`` may also be a local directory in the hub layout
+    (``datasets`` treats both the same way), which is how tests exercise this code."""
+    import datasets
+
+    if Path(repo).is_dir():
+        ds = datasets.load_dataset(str(repo), data_dir=b.config, split=registry.HUB_SPLIT)
+    else:
+        ds = datasets.load_dataset(repo, b.config, split=registry.HUB_SPLIT, revision=revision)
+    name = f"{repo}:{b.config}@{revision}" if revision else f"{repo}:{b.config}"
+    report.files.append(name)
+    rows = ((f"row {i}", row) for i, row in enumerate(ds))
+    return list(build_records(rows, file=name, benchmark=b.name, report=report,
+                              convert=hub_row_to_record))
+
+
+def _hub_dir_files(d: Path) -> list[Path]:
+    if not d.is_dir():
+        return []
+    files = sorted(p for p in d.iterdir() if p.is_file() and p.suffix in HUB_LAYOUT_SUFFIXES
+                   and p.name.startswith(registry.HUB_SPLIT))
+    return files
+
+
+def _load_hub_dir(d: Path, b: registry.Benchmark, report: LoadReport) -> list[MCQRecord]:
+    files = _hub_dir_files(d)
+    if not files:
+        raise SourceError(f"{d}: no {registry.HUB_SPLIT}*.parquet / .jsonl file for config {b.config!r}")
+    records: list[MCQRecord] = []
+    for f in files:
+        report.files.append(str(f))
+        records.extend(build_records(_iter_table_rows(f), file=str(f), benchmark=b.name,
+                                     report=report, convert=hub_row_to_record))
+    return records
+
+
+def _iter_table_rows(path: Path) -> Iterator[tuple[str, Any]]:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        for i, row in enumerate(pq.read_table(path).to_pylist()):
+            yield f"row {i}", row
+    elif path.suffix == ".jsonl":
+        yield from iter_jsonl(path)
+    else:
+        data = _read_json(path)
+        if not isinstance(data, list):
+            raise SourceError(f"{path}: expected a JSON list of rows")
+        for i, row in enumerate(data):
+            yield f"item {i}", row
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise SourceError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+
+
+# --------------------------------------------------------------------------- canonical JSONL
+
+
+def _jsonl_row(stem: str):
+    def convert(row: Any, benchmark: str) -> MCQRecord:
+        return record_from_row(row, stem, keep_extra=True)
+    return convert
+
+
+def _load_jsonl_file(path: Path, report: LoadReport) -> list[MCQRecord]:
+    """All records of a canonical JSONL file (any benchmark). Ids must be unique per
+    benchmark, which :func:`build_records` checks per file here."""
+    report.files.append(str(path))
+    recs = list(build_records(iter_jsonl(path), file=str(path), benchmark=path.stem,
+                              report=report, convert=_jsonl_row(path.stem)))
+    return recs
+
+
+def load_jsonl_records(path: str | Path, *, strict: bool = False) -> tuple[list[MCQRecord], LoadReport]:
+    """Every record of a canonical JSONL file, whatever its benchmark field."""
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file")
+    report = LoadReport(benchmark=path.stem, source=str(path))
+    records = _load_jsonl_file(path, report)
+    report.n_records = len(records)
+    report.content_hash = dataset_hash(records)
+    if strict and report.skipped:
+        raise RecordValidationError(report.skipped)
+    return records, report
+
+
+def write_jsonl(records, path: str | Path) -> None:
+    """Write records as canonical JSONL (unknown input fields written back untouched)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
+
+
+__all__ = [
+    "ENV_SOURCE", "ENV_REVISION", "Source", "SourceError", "resolve_source", "detect_layout",
+    "load_benchmark", "load_many", "load_jsonl_records", "write_jsonl", "hub_row_to_record",
+    "RowError",
+]

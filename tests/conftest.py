@@ -1,0 +1,33 @@
+"""Shared fixtures. Real data is read from ``../shared/data`` (or $MEDSPLIT_SHARED_DATA),
+never copied into the repository."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MEDSPLIT_SHARED_DATA", REPO.parent / "shared" / "data"))
+RAW = SHARED_DATA / "raw"
+
+
+def pytest_configure(config):
+    # tests never reach the hub; fail fast instead of retrying the network
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA} (set MEDSPLIT_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def raw_dir(shared_data) -> Path:
+    return shared_data / "raw"
