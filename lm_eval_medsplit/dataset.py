@@ -1,0 +1,142 @@
+"""Evaluation sets as every adapter sees them: records with labels and traces.
+
+:func:`load_eval_records` is what lm-eval tasks, Inspect tasks, the trainer and the
+report call. Hub data (and directories written by ``medsplit build``) already carry
+``reasoning_prob`` / ``is_reasoning`` and adversarial traces; a source without them (a
+raw directory, a user's JSONL) is labelled by the embedded classifier and given offline
+template traces on the fly. Labelled sets are cached on disk by content hash
+(``$MEDSPLIT_CACHE``, default ``~/.cache/lm_eval_medsplit``) and in memory per process.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lm_eval_medsplit import __version__
+from lm_eval_medsplit.schema import LoadReport, MCQRecord, dataset_hash, record_from_row
+from lm_eval_medsplit.sources import Source, resolve_source
+
+SUBSETS = ("reasoning", "knowledge", "all")
+ENV_CACHE = "MEDSPLIT_CACHE"
+
+
+@dataclass
+class EvalSet:
+    benchmark: str
+    records: list[MCQRecord]
+    report: LoadReport
+    source: Source
+    labels_from: str
+    """``source`` when the data carried labels, else ``classifier:<name>@<sha12>``."""
+    traces_from: str
+    """``source``, ``offline-template`` or ``none``."""
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of the records as evaluated (labels and traces included)."""
+        return dataset_hash(self.records)
+
+    def provenance(self) -> dict[str, Any]:
+        """What every run records: source, revision, hashes, label and trace origin."""
+        return {
+            "benchmark": self.benchmark,
+            "source": self.source.describe(),
+            "revision": self.source.revision,
+            "source_content_hash": self.report.content_hash,
+            "content_hash": self.content_hash,
+            "labels_from": self.labels_from,
+            "traces_from": self.traces_from,
+            "n_records": len(self.records),
+            "n_skipped": self.report.n_skipped,
+            "package_version": __version__,
+        }
+
+    def subset(self, name: str) -> list[MCQRecord]:
+        return select(self.records, name)
+
+
+def select(records: list[MCQRecord], subset: str) -> list[MCQRecord]:
+    """Records of one subset. Unlabelled records are an error for reasoning/knowledge."""
+    if subset not in SUBSETS:
+        raise ValueError(f"unknown subset {subset!r}; choose one of {', '.join(SUBSETS)}")
+    if subset == "all":
+        return list(records)
+    missing = [r.id for r in records if r.is_reasoning is None]
+    if missing:
+        raise ValueError(f"{len(missing)} record(s) have no is_reasoning label (e.g. {missing[0]!r}); "
+                         f"label them with `medsplit classify` or load with label=True")
+    want = subset == "reasoning"
+    return [r for r in records if r.is_reasoning is want]
+
+
+_MEMO: dict[tuple, EvalSet] = {}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "lm_eval_medsplit")
+
+
+def load_eval_records(benchmark: str, source: str | Source | None = None, *,
+                      revision: str | None = None, label: bool = True,
+                      traces: bool = True, strict: bool = False) -> EvalSet:
+    """Load one benchmark ready for evaluation (a deep copy: callers may mutate it)."""
+    src = resolve_source(source, revision=revision)
+    key = (src.kind, src.location, src.revision, tuple(sorted(src.options.items())),
+           benchmark, label, traces, strict)
+    if key not in _MEMO:
+        _MEMO[key] = _load(src, benchmark, label=label, traces=traces, strict=strict)
+    return copy.deepcopy(_MEMO[key])
+
+
+def _load(src: Source, benchmark: str, *, label: bool, traces: bool, strict: bool) -> EvalSet:
+    records, report = src.load(benchmark, strict=strict)
+    needs_labels = label and any(r.is_reasoning is None for r in records)
+    needs_traces = traces and any(not r.adversarial_traces for r in records)
+    labels_from = "source" if not needs_labels else ""
+    traces_from = ("source" if records and all(r.adversarial_traces for r in records)
+                   else "none")
+    if not (needs_labels or needs_traces):
+        return EvalSet(report.benchmark, records, report, src, labels_from, traces_from)
+
+    ident = _classifier_identity() if needs_labels else None
+    tag = f"{report.content_hash[:16]}-{(ident or {}).get('sha256', 'nolabel')[:12]}-{int(needs_traces)}"
+    path = cache_dir() / "eval" / f"{report.benchmark}-{tag}.jsonl"
+    if path.is_file():
+        records = [record_from_row(json.loads(line), report.benchmark, keep_extra=True)
+                   for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    else:
+        if needs_labels:
+            from lm_eval_medsplit.classifier import label_records
+
+            label_records([r for r in records if r.is_reasoning is None])
+        if needs_traces:
+            from lm_eval_medsplit.adversarial import add_offline_traces
+
+            add_offline_traces(records)
+        _atomic_write_jsonl(path, records)
+    if needs_labels:
+        labels_from = f"classifier:{ident['name']}@{ident['sha256'][:12]}"
+    if needs_traces:
+        sources = {r.adversarial_source for r in records if r.adversarial_traces}
+        traces_from = "+".join(sorted(s or "source" for s in sources)) or "none"
+    return EvalSet(report.benchmark, records, report, src, labels_from, traces_from)
+
+
+def _classifier_identity() -> dict[str, Any]:
+    from lm_eval_medsplit.classifier import classifier_identity
+
+    return classifier_identity()
+
+
+def _atomic_write_jsonl(path: Path, records: list[MCQRecord]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
