@@ -97,7 +97,7 @@ class Source:
             raise SourceError(f"unknown benchmark {benchmark!r}; known: "
                               f"{', '.join(registry.benchmark_names())}")
         elif self.kind == "hub":
-            records = _load_hub(b, report, repo=registry.HUB_DATASET, revision=self.revision)
+            records = _load_hub(b, report, repo=self.location, revision=self.revision)
         elif self.kind == "hub_dir":
             records = _load_hub_dir(Path(self.location) / b.config, b, report)
         elif self.kind == "raw_dir":

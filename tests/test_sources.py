@@ -1,0 +1,291 @@
+"""Raw loaders, hub-layout and hub paths, canonical JSONL, validation and hashes, on the
+real files in ../shared/data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+
+import pytest
+
+from lm_eval_medsplit import registry
+from lm_eval_medsplit.schema import LETTERS, RecordValidationError, dataset_hash
+from lm_eval_medsplit.sources import (
+    Source,
+    SourceError,
+    load_jsonl_records,
+    resolve_source,
+    write_jsonl,
+)
+
+
+@pytest.fixture(scope="module")
+def raw(raw_dir):
+    return resolve_source(raw_dir)
+
+
+def _load(src, name, **kw):
+    records, report = src.load(name, **kw)
+    return records, report
+
+
+def test_raw_source_is_detected_with_every_local_benchmark(raw):
+    assert raw.kind == "raw_dir"
+    assert raw.benchmarks() == ["medqa", "medmcqa", "pubmedqa", "medbullets_op4", "medbullets_op5",
+                                "medxpertqa", "mmlu_pro_health_biology"]
+
+
+def test_medqa_counts_and_gold(raw, raw_dir):
+    records, rep = _load(raw, "medqa")
+    assert rep.n_records == 1273 and rep.n_skipped == 0
+    assert Counter(r.meta["meta_info"] for r in records)["step1"] == 679
+    src = [json.loads(line) for line in open(raw_dir / "medqa" / "test.jsonl")]
+    assert [r.answer_idx for r in records] == [s["answer_idx"] for s in src]
+    assert all(len(r.options) == 4 and r.answer == r.options[r.answer_idx] for r in records)
+
+
+def test_medmcqa_counts_gold_and_ids(raw, raw_dir):
+    records, rep = _load(raw, "medmcqa")
+    assert rep.n_records == 4183 and rep.n_skipped == 0
+    src = [json.loads(line) for line in open(raw_dir / "medmcqa" / "validation.jsonl")]
+    assert [r.answer_idx for r in records] == [LETTERS[s["answer"]] for s in src]
+    ids = [json.loads(line)["id"] for line in open(raw_dir / "medmcqa" / "medmcqa_input.jsonl")]
+    assert [r.id for r in records] == ids
+    # "A. " prefixes stripped from the option texts
+    assert records[0].options["A"].startswith("Impulse through myelinated")
+
+
+def test_pubmedqa_all_and_official_test_split(raw_dir):
+    records, rep = resolve_source(raw_dir).load("pubmedqa")
+    assert rep.n_records == 1000
+    gold = json.load(open(raw_dir / "pubmedqa" / "ori_pqal.json"))
+    letter = {"yes": "A", "no": "B", "maybe": "C"}
+    assert all(r.answer_idx == letter[gold[r.id]["final_decision"]] for r in records)
+    assert Counter(r.answer for r in records) == {"yes": 552, "no": 338, "maybe": 110}
+    test_records, _ = resolve_source(raw_dir, pubmedqa_split="test").load("pubmedqa")
+    official = json.load(open(raw_dir / "pubmedqa" / "test_ground_truth.json"))
+    assert len(test_records) == 500 and {r.id for r in test_records} == set(official)
+    assert all(r.answer == official[r.id] for r in test_records)
+
+
+@pytest.mark.parametrize("config,n_opts", [("medbullets_op4", 4), ("medbullets_op5", 5)])
+def test_medbullets(raw, raw_dir, config, n_opts):
+    records, rep = _load(raw, config)
+    assert rep.n_records == 308 and rep.n_skipped == 0
+    src = [json.loads(line) for line in open(raw_dir / config / f"{config}.jsonl")]
+    assert [r.answer_idx for r in records] == [s["answer_idx"] for s in src]
+    assert all(len(r.options) == n_opts for r in records)
+
+
+def test_medxpertqa_keeps_question_type_and_strips_choices(raw, raw_dir):
+    records, rep = _load(raw, "medxpertqa")
+    assert rep.n_records == 2450 and rep.n_skipped == 0
+    assert Counter(r.meta["question_type"] for r in records) == {"Reasoning": 1861, "Understanding": 589}
+    assert not any("Answer Choices:" in r.question for r in records)
+    assert [r.id for r in records[:3]] == ["Text-0", "Text-1", "Text-2"]
+    gold = {}
+    for sub in ("medxpertqa-r", "medxpertqa-u"):
+        for line in open(raw_dir / "MedXpertQA" / sub / "test.jsonl"):
+            row = json.loads(line)
+            gold[row["realidx"]] = row["answer_idx"]
+    assert all(r.answer_idx == gold[r.id] for r in records)
+
+
+def test_mmlu_pro_ignores_model_outputs(raw, raw_dir):
+    records, rep = _load(raw, "mmlu_pro_health_biology")
+    assert rep.n_records == 1535
+    assert Counter(r.meta["category"] for r in records) == {"health": 818, "biology": 717}
+    src = json.load(open(raw_dir / "mmlu_health_biology" / "health_result.json"))
+    by_id = {r.id: r for r in records}
+    assert all(by_id[str(s["question_id"])].answer_idx == s["answer"] for s in src)
+    keys = {k for r in records for k in (*r.to_dict(), *r.meta)}
+    assert not keys & {"response", "pred", "cot_content"}
+
+
+def test_hub_only_benchmarks_explain_themselves(raw):
+    with pytest.raises(Exception, match="hub only|no raw copy"):
+        raw.load("gpqa_medical")
+
+
+def test_content_hash_stable_and_sensitive(raw):
+    records, rep = _load(raw, "medbullets_op4")
+    again, rep2 = _load(raw, "medbullets_op4")
+    assert rep.content_hash == rep2.content_hash == dataset_hash(list(reversed(again)))
+    again[17].question = again[17].question[:-1] + ("X" if again[17].question[-1] != "X" else "Y")
+    assert dataset_hash(again) != rep.content_hash
+
+
+# --------------------------------------------------------------------------- corruption
+
+
+def _copy(raw_dir, tmp_path, config):
+    dst = tmp_path / "raw"
+    shutil.copytree(raw_dir / config, dst / config)
+    return dst
+
+
+def _rewrite_jsonl(path, edit):
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join(edit(lines)) + "\n", encoding="utf-8")
+
+
+def test_corrupted_jsonl_strict_names_file_line_field(raw_dir, tmp_path):
+    root = _copy(raw_dir, tmp_path, "medqa")
+    path = root / "medqa" / "test.jsonl"
+
+    def edit(lines):
+        rows = [json.loads(x) for x in lines[:6]]
+        del rows[0]["question"]                 # line 1: missing field
+        rows[1]["answer_idx"] = "Z"             # line 2: bad answer letter
+        rows[3]["realidx"] = rows[2]["realidx"]  # line 4: duplicate id
+        out = [json.dumps(r) for r in rows]
+        out[4] = out[4][:40]                     # line 5: broken JSON
+        return out + lines[6:]
+    _rewrite_jsonl(path, edit)
+    src = resolve_source(root)
+    with pytest.raises(RecordValidationError) as e:
+        src.load("medqa", strict=True)
+    msg = str(e.value)
+    assert f"{path}: line 1: field 'question': missing" in msg
+    assert f"{path}: line 2: field 'answer_idx': 'Z' is not one of A, B, C, D" in msg
+    assert f"{path}: line 4: field 'id': duplicate id" in msg
+    assert f"{path}: line 5: field '<json>': broken JSON line" in msg
+    assert len(e.value.problems) == 4
+    records, rep = src.load("medqa")  # lenient
+    assert rep.n_records == 1273 - 4 and rep.n_skipped == 4
+    assert sum(rep.skip_reasons().values()) == 4
+
+
+def test_corrupted_medmcqa_answer_index(raw_dir, tmp_path):
+    root = _copy(raw_dir, tmp_path, "medmcqa")
+    path = root / "medmcqa" / "validation.jsonl"
+
+    def edit(lines):
+        r = json.loads(lines[2])
+        r["answer"] = 7
+        lines[2] = json.dumps(r)
+        return lines
+    _rewrite_jsonl(path, edit)
+    records, rep = resolve_source(root).load("medmcqa")
+    assert rep.n_skipped == 1 and rep.n_records == 4182
+    assert str(rep.skipped[0]).startswith(f"{path}: line 3: field 'answer': expected an index 0..3")
+
+
+def test_corrupted_pubmedqa_key_and_broken_file(raw_dir, tmp_path):
+    root = _copy(raw_dir, tmp_path, "pubmedqa")
+    path = root / "pubmedqa" / "ori_pqal.json"
+    data = json.loads(path.read_text())
+    data["21645374"]["final_decision"] = "perhaps"
+    del data[list(data)[5]]["QUESTION"]
+    path.write_text(json.dumps(data))
+    _, rep = resolve_source(root).load("pubmedqa")
+    msgs = [str(p) for p in rep.skipped]
+    assert f"{path}: key 21645374: field 'final_decision': expected yes/no/maybe, got 'perhaps'" in msgs
+    assert any("field 'QUESTION': missing" in m for m in msgs) and rep.n_records == 998
+    path.write_text(path.read_text()[:-10])
+    with pytest.raises(ValueError, match=r"ori_pqal.json: not valid JSON"):
+        resolve_source(root).load("pubmedqa")
+
+
+def test_corrupted_mmlu_and_medxpertqa(raw_dir, tmp_path):
+    root = _copy(raw_dir, tmp_path, "mmlu_health_biology")
+    path = root / "mmlu_health_biology" / "biology_result.json"
+    data = json.loads(path.read_text())
+    data[3]["answer"] = "Q"
+    data[4]["question_id"] = data[5]["question_id"]
+    path.write_text(json.dumps(data))
+    _, rep = resolve_source(root).load("mmlu_pro_health_biology")
+    msgs = [str(p) for p in rep.skipped]
+    assert any(m.startswith(f"{path}: item 3: field 'answer_idx': 'Q' is not one of") for m in msgs)
+    assert any(m.startswith(f"{path}: item 5: field 'id': duplicate id") for m in msgs)
+
+    root = _copy(raw_dir, tmp_path / "x", "MedXpertQA")
+    path = root / "MedXpertQA" / "medxpertqa-u" / "test.jsonl"
+    _rewrite_jsonl(path, lambda ls: ls[:2] + [json.dumps({**json.loads(ls[2]), "options": {"A": "x", "C": "y"}})] + ls[3:])
+    _, rep = resolve_source(root).load("medxpertqa")
+    assert str(rep.skipped[0]) == (
+        f"{path}: line 3: field 'options': letters must be contiguous from A; got A, C")
+    assert {(p.location, p.field) for p in rep.skipped} <= {("line 3", "options"), ("line 3", "answer_idx")}
+    assert rep.n_skipped == 1 and rep.n_records == 2449
+
+
+# --------------------------------------------------------------------------- hub layouts
+
+
+def _write_hub_layout(records, root, config, fmt="parquet"):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = []
+    for r in records:
+        rows.append({"id": r.id, "question": r.question, "options": json.dumps(r.options),
+                     "answer": r.options[r.answer_idx], "answer_idx": r.answer_idx,
+                     "dataset_name": config, "reasoning_prob": 0.7, "is_reasoning": True,
+                     "reasoning_threshold": 0.5, "adversarial_trace_0": "t0",
+                     "adversarial_trace_1": "t1", "adversarial_trace_2": "t2"})
+    d = root / config
+    d.mkdir(parents=True)
+    if fmt == "parquet":
+        pq.write_table(pa.Table.from_pylist(rows), d / "test-00000-of-00001.parquet")
+    else:
+        with open(d / "test.jsonl", "w") as f:
+            for row in rows:
+                f.write(json.dumps(row) + "\n")
+
+
+def test_hub_layout_directory_and_hub_code_path(raw, tmp_path):
+    records, _ = _load(raw, "medbullets_op5")
+    _write_hub_layout(records[:40], tmp_path / "hub", "medbullets_op5")
+    _write_hub_layout(records[40:60], tmp_path / "hub", "medqa", fmt="jsonl")
+    src = resolve_source(tmp_path / "hub")
+    assert src.kind == "hub_dir" and src.benchmarks() == ["medqa", "medbullets_op5"]
+    got, rep = src.load("medbullets_op5")
+    assert rep.n_records == 40 and got[0].options == records[0].options
+    assert got[0].adversarial_traces == ["t0", "t1", "t2"] and got[0].adversarial_source == "hub"
+    assert got[0].subset == "reasoning" and got[0].meta["dataset_name"] == "medbullets_op5"
+    # the real hub code path (datasets.load_dataset) pointed at the same layout
+    hub = Source("hub", str(tmp_path / "hub"), revision=None)
+    via_datasets, rep2 = hub.load("medbullets_op5")
+    assert rep2.content_hash == rep.content_hash
+    assert resolve_source("hub").location == registry.HUB_DATASET
+    assert resolve_source("hub").revision == registry.HUB_REVISION
+
+
+def test_source_from_environment(raw_dir, monkeypatch):
+    monkeypatch.setenv("MEDSPLIT_SOURCE", str(raw_dir))
+    assert resolve_source().kind == "raw_dir"
+    monkeypatch.setenv("MEDSPLIT_SOURCE", "/nonexistent/path")
+    with pytest.raises(SourceError, match="neither 'hub' nor an existing"):
+        resolve_source()
+
+
+def test_canonical_jsonl_keeps_unknown_fields(tmp_path):
+    path = tmp_path / "mine.jsonl"
+    rows = [
+        {"id": "q1", "question": "Which vitamin?", "options": ["B12", "C"], "answer_idx": "a",
+         "source_url": "http://x", "nested": {"k": [1, 2]}},
+        {"id": "q2", "question": "Pick", "options": {"A": "x", "B": "y", "C": "z"},
+         "benchmark": "other", "is_reasoning": True, "reasoning_prob": 0.9},
+        {"id": "q3", "question": "   ", "options": ["x", "y"]},
+        {"id": "q1", "question": "dup", "options": ["x", "y"]},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    records, rep = load_jsonl_records(path)
+    assert [r.id for r in records] == ["q1", "q2"]
+    assert records[0].benchmark == "mine" and records[0].answer_idx == "A"
+    assert records[0].extra == {"source_url": "http://x", "nested": {"k": [1, 2]}}
+    assert [str(p) for p in rep.skipped] == [
+        f"{path}: line 3: field 'question': empty",
+        f"{path}: line 4: field 'id': duplicate id 'q1' (first at line 1)",
+    ]
+    with pytest.raises(RecordValidationError):
+        load_jsonl_records(path, strict=True)
+    out = tmp_path / "out.jsonl"
+    write_jsonl(records, out)
+    back = [json.loads(line) for line in open(out)]
+    assert back[0]["source_url"] == "http://x" and back[0]["nested"] == {"k": [1, 2]}
+    assert back[1]["benchmark"] == "other"
+    src = resolve_source(path)
+    assert src.kind == "jsonl" and src.benchmarks() == ["mine", "other"]
+    assert [r.id for r in src.load("other")[0]] == ["q2"]
