@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from lm_eval_medsplit.errors import CLIError  # noqa: F401  (re-exported for command modules)
+
 #: Command modules, in the order their commands appear in ``medsplit --help``.
 COMMAND_MODULES = (
     "lm_eval_medsplit.commands.data",
@@ -61,10 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     except CLIError as e:
         print(f"medsplit: error: {e}", file=sys.stderr)
         return 2
-
-
-class CLIError(Exception):
-    """A user-facing error: printed without a traceback, exit status 2."""
 
 
 if __name__ == "__main__":  # pragma: no cover

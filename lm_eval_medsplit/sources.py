@@ -66,7 +66,7 @@ class Source:
         if self.kind == "hub":
             return registry.benchmark_names()
         if self.kind == "jsonl":
-            return sorted({r.benchmark for r in _load_jsonl_file(Path(self.location), LoadReport("", ""))})
+            return _jsonl_benchmarks(Path(self.location))
         root = Path(self.location)
         out = []
         for b in registry.BENCHMARKS:
@@ -89,7 +89,7 @@ class Source:
         name = b.name if b else benchmark
         report = LoadReport(benchmark=name, source=self.location, revision=self.revision)
         if self.kind == "jsonl":
-            records = [r for r in _load_jsonl_file(Path(self.location), report) if r.benchmark == name]
+            records = _load_jsonl_file(Path(self.location), report, only=name)
             if not records and not report.skipped:
                 raise SourceError(f"{self.location}: no records for benchmark {name!r}; "
                                   f"it has: {', '.join(self.benchmarks())}")
@@ -280,12 +280,31 @@ def _jsonl_row(stem: str):
     return convert
 
 
-def _load_jsonl_file(path: Path, report: LoadReport) -> list[MCQRecord]:
-    """All records of a canonical JSONL file (any benchmark). Ids must be unique per
-    benchmark, which :func:`build_records` checks per file here."""
+def _row_benchmark(raw: Any, stem: str) -> str:
+    """The benchmark a JSONL row belongs to; unreadable rows belong to the file's stem."""
+    if isinstance(raw, dict) and raw.get("benchmark"):
+        return str(raw["benchmark"])
+    return stem
+
+
+def _jsonl_benchmarks(path: Path) -> list[str]:
+    return sorted({_row_benchmark(raw, path.stem) for _, raw in iter_jsonl(path)})
+
+
+def _load_jsonl_file(path: Path, report: LoadReport, only: str | None = None) -> list[MCQRecord]:
+    """Records of a canonical JSONL file: those of benchmark ``only``, or all. Every row
+    (and every unreadable line) belongs to exactly one benchmark, so problems are
+    reported once; ids must be unique per benchmark."""
     report.files.append(str(path))
-    recs = list(build_records(iter_jsonl(path), file=str(path), benchmark=path.stem,
-                              report=report, convert=_jsonl_row(path.stem)))
+    by_bench: dict[str, list[tuple[str, Any]]] = {}
+    for loc, raw in iter_jsonl(path):
+        by_bench.setdefault(_row_benchmark(raw, path.stem), []).append((loc, raw))
+    recs: list[MCQRecord] = []
+    for bench, rows in by_bench.items():
+        if only is not None and bench != only:
+            continue
+        recs.extend(build_records(rows, file=str(path), benchmark=bench, report=report,
+                                  convert=_jsonl_row(path.stem)))
     return recs
 
 
