@@ -24,17 +24,47 @@ N_TRACES = 3
 OFFLINE_SOURCE = "offline-template"
 
 
+class TraceInputError(ValueError):
+    """A record that cannot be given adversarial traces (no gold letter, fewer than two
+    options, empty question). The message names the record."""
+
+
+def check_trace_input(record: MCQRecord) -> None:
+    """Raise :class:`TraceInputError` when ``record`` cannot get adversarial traces."""
+    if not record.question or not record.question.strip():
+        raise TraceInputError(f"record {record.id!r} of {record.benchmark}: field 'question' is empty")
+    if len(record.options) < 2:
+        raise TraceInputError(f"record {record.id!r} of {record.benchmark}: field 'options' needs at "
+                              f"least 2 options to argue for a wrong one, got {len(record.options)}")
+    if record.answer_idx is None:
+        raise TraceInputError(f"record {record.id!r} of {record.benchmark}: field 'answer_idx' is "
+                              f"missing; traces argue against the gold letter, so they need one")
+    if record.answer_idx not in record.options:
+        raise TraceInputError(f"record {record.id!r} of {record.benchmark}: field 'answer_idx' "
+                              f"{record.answer_idx!r} is not one of {', '.join(record.options)}")
+
+
+def _wrong_letter(record: MCQRecord, k: int, content_hash: str) -> str:
+    wrong = [x for x in record.options if x != record.answer_idx]
+    if not wrong:
+        raise TraceInputError(f"record {record.id!r} has no wrong option to argue for")
+    if record.answer_idx is None:
+        raise TraceInputError(f"record {record.id!r} has no gold answer_idx; traces need one")
+    seed = int(hashlib.sha256(f"{content_hash}:{k // len(wrong)}".encode()).hexdigest(), 16)
+    start = seed % len(wrong)
+    return wrong[(start + k) % len(wrong)]
+
+
 def wrong_letter(record: MCQRecord, k: int) -> str:
     """The wrong option for trace ``k``: deterministic in the record's content hash and k.
     Distinct k pick distinct wrong options while there are enough of them."""
-    wrong = [x for x in record.options if x != record.answer_idx]
-    if not wrong:
-        raise ValueError(f"record {record.id!r} has no wrong option to argue for")
-    if record.answer_idx is None:
-        raise ValueError(f"record {record.id!r} has no gold answer_idx; traces need one")
-    seed = int(hashlib.sha256(f"{record.content_hash()}:{k // len(wrong)}".encode()).hexdigest(), 16)
-    start = seed % len(wrong)
-    return wrong[(start + k) % len(wrong)]
+    return _wrong_letter(record, k, record.content_hash())
+
+
+def wrong_letters(record: MCQRecord, n: int = N_TRACES) -> list[str]:
+    """``[wrong_letter(record, k) for k in range(n)]``, hashing the record once."""
+    h = record.content_hash()
+    return [_wrong_letter(record, k, h) for k in range(n)]
 
 
 def _first_sentence(text: str, limit: int = 220) -> str:
@@ -46,12 +76,14 @@ def _first_sentence(text: str, limit: int = 220) -> str:
     return text[:limit].rstrip() + ("..." if len(text) > limit else "")
 
 
-def offline_trace(record: MCQRecord, k: int) -> str:
+def offline_trace(record: MCQRecord, k: int, *, letter: str | None = None) -> str:
     """A deterministic, plausible-looking incorrect argument ending with ``Answer: X``
-    for the wrong option of trace ``k``."""
+    for the wrong option of trace ``k`` (``letter``, when given, must be
+    ``wrong_letter(record, k)``; it only saves re-hashing the record)."""
     from lm_eval_medsplit.prompts import final_answer_line
 
-    letter = wrong_letter(record, k)
+    if letter is None:
+        letter = wrong_letter(record, k)
     text = record.options[letter]
     others = [f"{x} ({t})" for x, t in record.options.items() if x != letter][:3]
     steps = [
@@ -69,6 +101,8 @@ def check_trace(record: MCQRecord, trace: str, intended: str) -> tuple[bool, str
     the scoring core. Returns ``(ok, reason)``."""
     from lm_eval_medsplit.scoring import extract_answer
 
+    if not isinstance(trace, str) or not trace.strip():
+        return False, "empty trace"
     ex = extract_answer(trace, record.options, fuzzy=False)
     if ex.letter is None:
         return False, f"no final answer found ({ex.method})"
@@ -89,7 +123,30 @@ def add_offline_traces(records: Iterable[MCQRecord], n: int = N_TRACES, *,
             continue
         if r.answer_idx is None or len(r.options) < 2:
             continue
-        r.adversarial_traces = [offline_trace(r, k) for k in range(n)]
+        letters = wrong_letters(r, n)
+        r.adversarial_traces = [offline_trace(r, k, letter=x) for k, x in enumerate(letters)]
         r.adversarial_source = OFFLINE_SOURCE
         changed += 1
     return changed
+
+
+def check_record_traces(record: MCQRecord) -> list[tuple[int, bool, str]]:
+    """``(k, ok, reason)`` for every trace of ``record`` against ``wrong_letter(record, k)``
+    (an empty slot, left by a rejected model trace, is reported as not ok)."""
+    if not record.adversarial_traces:
+        return []
+    letters = wrong_letters(record, len(record.adversarial_traces))
+    return [(k, *check_trace(record, t, letters[k])) for k, t in enumerate(record.adversarial_traces)]
+
+
+def combined_source(model_source: str, n_offline: int) -> str:
+    """``adversarial_source`` of a record whose model traces were partly replaced by
+    offline templates: ``"<model_source>+offline-template"`` (never the bare model source)."""
+    return f"{model_source}+{OFFLINE_SOURCE}" if n_offline else model_source
+
+
+def is_model_source(source: str | None) -> bool:
+    """Whether every trace of a record with this ``adversarial_source`` came from a model
+    (not the offline template, not unknown)."""
+    return bool(source) and OFFLINE_SOURCE not in source and source != "hub" and (
+        source.startswith("model:") or source.startswith("endpoint:"))
