@@ -148,5 +148,5 @@ def combined_source(model_source: str, n_offline: int) -> str:
 def is_model_source(source: str | None) -> bool:
     """Whether every trace of a record with this ``adversarial_source`` came from a model
     (not the offline template, not unknown)."""
-    return bool(source) and OFFLINE_SOURCE not in source and source != "hub" and (
+    return bool(source) and OFFLINE_SOURCE not in source and (
         source.startswith("model:") or source.startswith("endpoint:"))
