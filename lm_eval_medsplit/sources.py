@@ -193,7 +193,15 @@ def load_many(source: str | Source | None, benchmarks: list[str] | None = None, 
 
 def hub_row_to_record(row: dict[str, Any], benchmark: str) -> MCQRecord:
     """A row of ``zou-lab/BioMed-R1-Eval`` (options as JSON string, adversarial_trace_k
-    columns) to a record; ``dataset_name`` goes to ``meta``."""
+    columns) to a record; ``dataset_name`` goes to ``meta``. A ``meta`` column holding a
+    JSON string (as ``medsplit build`` writes it) is parsed back into ``meta``."""
+    meta = row.get("meta")
+    if isinstance(meta, str):
+        try:
+            parsed = json.loads(meta) if meta.strip() else {}
+        except json.JSONDecodeError as e:
+            raise RowError("meta", f"not valid JSON ({e.msg})") from None
+        row = {**row, "meta": parsed}
     rec = record_from_row(row, benchmark, keep_extra=False)
     if row.get("dataset_name") is not None:
         rec.meta.setdefault("dataset_name", row["dataset_name"])
