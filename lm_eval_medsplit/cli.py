@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "lm_eval_medsplit.commands.data",
     "lm_eval_medsplit.commands.score",
     "lm_eval_medsplit.commands.adversarial",
+    "lm_eval_medsplit.commands.build",
 )
 
 DESCRIPTION = """\
