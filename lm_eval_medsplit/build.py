@@ -1,0 +1,505 @@
+"""``medsplit build``: rebuild the stratified evaluation set from any source.
+
+For each benchmark of the source: load and validate, label every unlabelled record with
+the reasoning-vs-knowledge classifier (``reasoning_prob``, ``is_reasoning``,
+``reasoning_threshold``), give every record without traces ``n_traces`` adversarial
+traces (offline templates, or a model through
+:func:`lm_eval_medsplit.adversarial_models.generate_traces`), and write
+
+- ``DIR/<config>/test-00000-of-00001.parquet`` in the hub dataset's layout and field
+  names (``id, question, options`` as a JSON string, ``answer, answer_idx,
+  dataset_name, reasoning_prob, is_reasoning, reasoning_threshold,
+  adversarial_trace_0..N-1``) plus ``adversarial_source`` and ``meta`` (JSON string) so
+  nothing is lost;
+- ``DIR/manifest.json``: per config the record count, reasoning share, content hash,
+  source file hashes, classifier identity and threshold, trace source and counts, the
+  package version; and a top-level ``revision`` (``build:<hash>``) that
+  :func:`lm_eval_medsplit.sources.resolve_source` reports for the directory.
+
+The output is byte-identical when re-run with the same inputs: fixed Arrow schema, rows
+in source order, no timestamps or timings anywhere, JSON with sorted keys. ``DIR`` is
+then a valid ``--source`` for everything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lm_eval_medsplit import __version__, registry
+from lm_eval_medsplit.schema import MCQRecord, canonical_json, dataset_hash
+
+MANIFEST = "manifest.json"
+DATA_FILE = f"{registry.HUB_SPLIT}-00000-of-00001.parquet"
+FORMAT = "lm-eval-medsplit/build-1"
+#: The share of reasoning questions the paper reports over all 11 benchmarks (hub labels).
+PAPER_REASONING_SHARE = 0.328
+TRACE_CACHE_DIR = ".medsplit-traces"
+"""Under ``DIR``: resume files of model-generated traces (not part of the dataset)."""
+
+
+class BuildError(ValueError):
+    """A build that cannot run (unknown benchmark, nothing to build, unusable output)."""
+
+
+# --------------------------------------------------------------------------- table
+
+
+def arrow_schema(n_traces: int):
+    """The fixed column layout of a built config (hub field names first)."""
+    import pyarrow as pa
+
+    cols = [("id", pa.string()), ("question", pa.string()), ("options", pa.string()),
+            ("answer", pa.string()), ("answer_idx", pa.string()), ("dataset_name", pa.string()),
+            ("reasoning_prob", pa.float64()), ("is_reasoning", pa.bool_()),
+            ("reasoning_threshold", pa.float64())]
+    cols += [(f"adversarial_trace_{k}", pa.string()) for k in range(n_traces)]
+    cols += [("adversarial_source", pa.string()), ("meta", pa.string())]
+    return pa.schema(cols)
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def records_to_table(records: Sequence[MCQRecord], config: str, n_traces: int):
+    """Records as an Arrow table in the hub layout (see :func:`arrow_schema`)."""
+    import pyarrow as pa
+
+    schema = arrow_schema(n_traces)
+    cols: dict[str, list] = {name: [] for name in schema.names}
+    for r in records:
+        cols["id"].append(r.id)
+        cols["question"].append(r.question)
+        cols["options"].append(_json(r.options))
+        cols["answer"].append(r.answer)
+        cols["answer_idx"].append(r.answer_idx)
+        cols["dataset_name"].append(r.meta.get("dataset_name", config))
+        cols["reasoning_prob"].append(r.reasoning_prob)
+        cols["is_reasoning"].append(r.is_reasoning)
+        cols["reasoning_threshold"].append(r.reasoning_threshold)
+        for k in range(n_traces):
+            t = r.adversarial_traces[k] if k < len(r.adversarial_traces) else None
+            cols[f"adversarial_trace_{k}"].append(t or None)
+        cols["adversarial_source"].append(r.adversarial_source)
+        cols["meta"].append(_json(r.meta))
+    return pa.Table.from_pydict(cols, schema=schema)
+
+
+def write_parquet(table, path: Path) -> None:
+    """Deterministic parquet: one row group, zstd, no pandas metadata, atomic replace."""
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    pq.write_table(table, tmp, compression="zstd", compression_level=9,
+                   row_group_size=max(1, table.num_rows), write_statistics=True,
+                   use_dictionary=["id", "answer_idx", "dataset_name", "adversarial_source"])
+    os.replace(tmp, path)
+
+
+def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(bufsize):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- classifier
+
+
+@dataclass
+class Labeler:
+    """The classifier as the build uses it: ``label(records)`` and its identity."""
+
+    backend: str
+    threshold: float | None
+    model: str | None = None
+    _identity: dict[str, Any] | None = None
+
+    def identity(self) -> dict[str, Any]:
+        if self._identity is None:
+            from lm_eval_medsplit import classifier
+
+            fn = classifier.classifier_identity
+            kw = _supported(fn, backend=self.backend, model=self.model)
+            ident = dict(fn(**kw))
+            if self.threshold is not None:
+                ident["threshold_override"] = self.threshold
+            ident.setdefault("backend", self.backend)
+            self._identity = ident
+        return self._identity
+
+    @property
+    def effective_threshold(self) -> float | None:
+        return self.threshold if self.threshold is not None else self.identity().get("threshold")
+
+    def label(self, records: list[MCQRecord]) -> None:
+        try:
+            from lm_eval_medsplit import classifier
+        except ImportError as e:
+            raise BuildError(f"the reasoning classifier is not available ({e}); build from a "
+                             f"source that already has labels") from None
+
+        fn = classifier.label_records
+        kw = _supported(fn, backend=self.backend, threshold=self.threshold, model=self.model,
+                        progress=False)
+        fn(records, **kw)
+        missing = [r.id for r in records if r.is_reasoning is None or r.reasoning_prob is None]
+        if missing:
+            raise BuildError(f"the classifier left {len(missing)} record(s) unlabelled "
+                             f"(e.g. {missing[0]!r})")
+
+
+def _supported(fn: Callable, **kw) -> dict[str, Any]:
+    """The keyword arguments ``fn`` accepts, dropping ``None`` values."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return {k: v for k, v in kw.items() if v is not None}
+    return {k: v for k, v in kw.items() if k in params and v is not None}
+
+
+# --------------------------------------------------------------------------- build
+
+
+@dataclass
+class ConfigBuild:
+    """What the build did for one config."""
+
+    config: str
+    name: str
+    records: list[MCQRecord]
+    entry: dict[str, Any]
+    """This config's manifest entry."""
+    run_stats: dict[str, Any] | None = None
+    """What this run's trace generation did (resumed, requested, retries...; not in the
+    manifest, which depends only on the result)."""
+
+
+@dataclass
+class BuildResult:
+    out: Path
+    manifest: dict[str, Any]
+    configs: list[ConfigBuild] = field(default_factory=list)
+
+    @property
+    def revision(self) -> str:
+        return self.manifest["revision"]
+
+
+def build(source, out: str | Path, *, benchmarks: str | Sequence[str] | None = None,
+          backend: str = "embedded", threshold: float | None = None,
+          classifier_model: str | None = None, relabel: bool = False,
+          traces: str | Any = "offline", n_traces: int = 3, retrace: bool = False,
+          max_attempts: int = 3, strict: bool = False, progress: bool = True,
+          revision: str | None = None) -> BuildResult:
+    """Build ``out`` from ``source`` (anything :func:`resolve_source` accepts).
+
+    ``traces`` is ``"offline"`` or a trace generator
+    (:class:`~lm_eval_medsplit.adversarial_models.EndpointGenerator`,
+    :class:`~lm_eval_medsplit.adversarial_models.TransformersGenerator`); model traces
+    that fail the check after ``max_attempts`` get the offline template in their slot and
+    the record's ``adversarial_source`` says so. Records that already carry labels /
+    traces keep them unless ``relabel`` / ``retrace``. ``strict`` fails on any invalid
+    source row instead of skipping (and counting) it.
+    """
+    from lm_eval_medsplit.adversarial import OFFLINE_SOURCE, add_offline_traces
+    from lm_eval_medsplit.sources import SourceError, resolve_source
+
+    if n_traces < 1:
+        raise BuildError("n_traces must be at least 1")
+    try:
+        src = resolve_source(source, revision=revision)
+    except SourceError as e:
+        raise BuildError(str(e)) from None
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BuildError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and not (out / MANIFEST).is_file():
+        ours = {b.config for b in registry.BENCHMARKS} | {TRACE_CACHE_DIR}
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in ours)
+        if foreign:
+            raise BuildError(f"--out {out} is a non-empty directory that is not a build "
+                             f"(it holds {', '.join(foreign[:5])}); refusing to write into it")
+    available = src.benchmarks()
+    names = _select(benchmarks, available, src)
+    generator = None if isinstance(traces, str) else traces
+    if generator is None and traces != "offline":
+        raise BuildError(f"traces must be 'offline' or a trace generator, got {traces!r}")
+    trace_source = OFFLINE_SOURCE if generator is None else generator.source
+    labeler = Labeler(backend, threshold, classifier_model)
+    old_manifest = _read_manifest(out)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(names), desc="build", unit="benchmark", dynamic_ncols=True)
+    result = BuildResult(out=out, manifest={})
+    try:
+        for name in names:
+            b = registry.get_benchmark(name)
+            if bar is not None:
+                bar.set_postfix_str(f"{b.config}: load")
+            try:
+                records, rep = src.load(b.name, strict=strict)
+            except SourceError as e:
+                raise BuildError(str(e)) from None
+            if not records:
+                raise BuildError(f"{b.name}: no valid records in {src.location} "
+                                 f"({rep.n_skipped} row(s) skipped)")
+            for r in records:  # hub fields
+                r.meta.setdefault("dataset_name", b.config)
+                if r.answer is None and r.answer_idx in r.options:
+                    r.answer = r.options[r.answer_idx]
+
+            to_label = records if relabel else [r for r in records if r.is_reasoning is None]
+            if to_label:
+                if bar is not None:
+                    bar.set_postfix_str(f"{b.config}: classify {len(to_label):,}")
+                labeler.label(to_label)
+            labels_from = ("classifier" if len(to_label) == len(records) else
+                           "source" if not to_label else "source+classifier")
+
+            gen_stats = None
+            need = [r for r in records if retrace or not r.adversarial_traces]
+            if need:
+                if bar is not None:
+                    bar.set_postfix_str(f"{b.config}: traces {len(need):,}")
+                if generator is None:
+                    add_offline_traces(need, n=n_traces, overwrite=True)
+                else:
+                    gen_stats = _model_traces(need, generator, out, b.config, n_traces,
+                                              max_attempts, progress)
+            entry = _write_config(out, b, records, rep, src, n_traces, labels_from,
+                                  labeler if to_label else None)
+            result.configs.append(ConfigBuild(b.config, b.name, records, entry, gen_stats))
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    manifest = _manifest(result.configs, src, n_traces, trace_source,
+                         labeler if any(c.entry["labels"]["classifier"] for c in result.configs) else None)
+    _remove_stale(out, old_manifest, manifest)
+    tmp = out / (MANIFEST + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+                   encoding="utf-8")
+    os.replace(tmp, out / MANIFEST)
+    result.manifest = manifest
+    return result
+
+
+def _select(benchmarks, available: list[str], src) -> list[str]:
+    if benchmarks is None or benchmarks == "all" or benchmarks == ["all"]:
+        names = list(available)
+    else:
+        items = benchmarks.split(",") if isinstance(benchmarks, str) else list(benchmarks)
+        names = []
+        for item in (x.strip() for x in items):
+            if not item:
+                continue
+            b = registry.find_benchmark(item)
+            if b is None:
+                raise BuildError(f"unknown benchmark {item!r}: `medsplit build` writes the hub "
+                                 f"layout, which has the registry's configs only "
+                                 f"({', '.join(registry.benchmark_names())}); label and add "
+                                 f"traces to your own JSONL with `medsplit classify` and "
+                                 f"`medsplit adversarial generate`")
+            if b.name not in available:
+                raise BuildError(f"benchmark {b.name!r} is not in source {src.location} "
+                                 f"(it has: {', '.join(available) or 'none'})")
+            if b.name not in names:
+                names.append(b.name)
+    unknown = [n for n in names if registry.find_benchmark(n) is None]
+    if unknown:
+        raise BuildError(f"benchmark(s) {', '.join(unknown)} of {src.location} are not registry "
+                         f"configs; `medsplit build` writes the hub layout, which has the "
+                         f"registry's configs only")
+    if not names:
+        raise BuildError(f"source {src.location} has no benchmark to build")
+    # registry order, whatever order they were asked in
+    order = {b.name: i for i, b in enumerate(registry.BENCHMARKS)}
+    return sorted(names, key=lambda n: order[registry.get_benchmark(n).name])
+
+
+def _model_traces(records, generator, out: Path, config: str, n: int, max_attempts: int,
+                  progress: bool) -> dict[str, Any]:
+    from lm_eval_medsplit.adversarial_models import generate_traces
+
+    cache = out / TRACE_CACHE_DIR / f"{config}.jsonl"
+    _, st = generate_traces(records, generator, n=n, max_attempts=max_attempts, out=cache,
+                            on_reject="offline", progress=progress)
+    return st.as_dict()
+
+
+def _generation_summary(records: list[MCQRecord]) -> dict[str, Any] | None:
+    """Outcome of model trace generation, read from the records themselves (not from the
+    run, so a resumed build writes the same manifest as an uninterrupted one)."""
+    from lm_eval_medsplit.adversarial_models import META_KEY
+
+    status: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    attempts = 0
+    sources: set[str] = set()
+    for r in records:
+        st = r.meta.get(META_KEY)
+        if not isinstance(st, dict):
+            continue
+        sources.add(str(st.get("source")))
+        status.update(st.get("status") or [])
+        attempts += sum(int(a) for a in st.get("attempts") or [])
+        for s, why in zip(st.get("status") or [], st.get("reasons") or []):
+            if s != "ok" and why:
+                reasons[why.split(" (")[0] if why.startswith("no final") else " ".join(why.split()[:4])] += 1
+    if not sources:
+        return None
+    return {"generators": sorted(sources), "model_traces": status.get("ok", 0),
+            "offline_fallback": status.get("offline", 0), "empty": status.get("rejected", 0),
+            "attempts": attempts, "fallback_reasons": dict(sorted(reasons.items()))}
+
+
+def _write_config(out: Path, b, records, rep, src, n_traces, labels_from,
+                  labeler) -> dict[str, Any]:
+    path = out / b.config / DATA_FILE
+    write_parquet(records_to_table(records, b.config, n_traces), path)
+    n = len(records)
+    n_reason = sum(r.is_reasoning is True for r in records)
+    thresholds = sorted({r.reasoning_threshold for r in records if r.reasoning_threshold is not None})
+    return {
+        "config": b.config,
+        "name": b.name,
+        "records": n,
+        "skipped": rep.n_skipped,
+        "skip_reasons": dict(sorted(rep.skip_reasons().items())),
+        "reasoning": n_reason,
+        "knowledge": sum(r.is_reasoning is False for r in records),
+        "reasoning_share": round(n_reason / n, 6) if n else None,
+        "content_hash": dataset_hash(records),
+        "source_content_hash": rep.content_hash,
+        "source_files": _source_files(rep.files, src),
+        "files": [{"path": f"{b.config}/{DATA_FILE}", "sha256": sha256_file(path),
+                   "bytes": path.stat().st_size}],
+        "labels": {"from": labels_from,
+                   "classifier": labeler.identity() if labeler is not None else None,
+                   "threshold": labeler.effective_threshold if labeler is not None else
+                   (thresholds[0] if len(thresholds) == 1 else thresholds or None)},
+        "traces": {"n_traces": n_traces,
+                   "sources": dict(sorted(Counter(r.adversarial_source or "none"
+                                                  for r in records).items())),
+                   "generation": _generation_summary(records)},
+    }
+
+
+def _source_files(files: list[str], src) -> list[dict[str, Any]]:
+    root = Path(src.location) if src.kind in ("raw_dir", "hub_dir") else None
+    out = []
+    for f in files:
+        p = Path(f)
+        if p.is_file():
+            rel = str(p.relative_to(root)) if root is not None and p.is_relative_to(root) else p.name
+            out.append({"path": rel, "sha256": sha256_file(p), "bytes": p.stat().st_size})
+        else:  # a hub dataset: identified by repo, config and revision
+            out.append({"path": f, "sha256": None, "bytes": None})
+    return out
+
+
+def _manifest(configs: list[ConfigBuild], src, n_traces: int, trace_source: str,
+              labeler: Labeler | None) -> dict[str, Any]:
+    entries = {c.config: c.entry for c in configs}
+    n = sum(e["records"] for e in entries.values())
+    n_reason = sum(e["reasoning"] for e in entries.values())
+    identity_core = {c: {"content_hash": e["content_hash"],
+                         "files": [f["sha256"] for f in e["files"]]} for c, e in entries.items()}
+    rev = hashlib.sha256(canonical_json(identity_core).encode()).hexdigest()
+    return {
+        "format": FORMAT,
+        "revision": f"build:{rev[:16]}",
+        "build_hash": rev,
+        "package": "lm-eval-medsplit",
+        "package_version": __version__,
+        "split": registry.HUB_SPLIT,
+        "source": src.describe(),
+        "classifier": labeler.identity() if labeler is not None else None,
+        "threshold": labeler.effective_threshold if labeler is not None else None,
+        "traces": {"n_traces": n_traces, "generator": trace_source},
+        "totals": {"configs": len(entries), "records": n, "reasoning": n_reason,
+                   "reasoning_share": round(n_reason / n, 6) if n else None,
+                   "paper_reasoning_share_all_11": PAPER_REASONING_SHARE},
+        "configs": entries,
+    }
+
+
+def _read_manifest(out: Path) -> dict[str, Any] | None:
+    p = out / MANIFEST
+    if not p.is_file():
+        return None
+    try:
+        m = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, OSError):
+        return None
+    return m if isinstance(m, dict) else None
+
+
+def _remove_stale(out: Path, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+    """Delete data files an earlier build wrote for configs this build does not have, so
+    the directory never holds more than its manifest lists."""
+    if not old or not isinstance(old.get("configs"), dict):
+        return
+    for config, entry in old["configs"].items():
+        if config in new["configs"]:
+            continue
+        for f in entry.get("files") or []:
+            p = out / str(f.get("path", ""))
+            if p.is_file() and p.resolve().is_relative_to(out.resolve()):
+                p.unlink()
+        d = out / config
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
+    cache = out / TRACE_CACHE_DIR
+    if cache.is_dir() and not any(cache.iterdir()):
+        shutil.rmtree(cache)
+
+
+# --------------------------------------------------------------------------- table
+
+
+def share_table(manifest: dict[str, Any]):
+    """A rich table of per-benchmark reasoning share, with the overall share and the
+    paper's figure for comparison."""
+    from rich.table import Table
+
+    t = Table(title=f"medsplit build {manifest['revision']}",
+              caption=f"paper: {100 * PAPER_REASONING_SHARE:.1f}% reasoning over all 11 "
+                      f"benchmarks (hub labels); this build has {manifest['totals']['configs']}")
+    for col, just in (("benchmark", "left"), ("records", "right"), ("reasoning", "right"),
+                      ("knowledge", "right"), ("reasoning share", "right"),
+                      ("traces", "left"), ("content hash", "left")):
+        t.add_column(col, justify=just)
+    for e in manifest["configs"].values():
+        t.add_row(e["config"], f"{e['records']:,}", f"{e['reasoning']:,}", f"{e['knowledge']:,}",
+                  _pct(e["reasoning_share"]), ", ".join(e["traces"]["sources"]),
+                  e["content_hash"][:12])
+    tot = manifest["totals"]
+    t.add_section()
+    t.add_row("all", f"{tot['records']:,}", f"{tot['reasoning']:,}",
+              f"{tot['records'] - tot['reasoning']:,}", _pct(tot["reasoning_share"]), "", "")
+    return t
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+__all__ = ["build", "BuildResult", "BuildError", "records_to_table", "arrow_schema",
+           "share_table", "MANIFEST", "DATA_FILE", "PAPER_REASONING_SHARE"]
