@@ -159,7 +159,11 @@ class EndpointGenerator:
         self.extra_body = dict(extra_body or {})
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
-        self.model = model or self._first_model()
+        try:
+            self.model = model or self._first_model()
+        except BaseException:
+            self.client.close()
+            raise
         self.source = f"endpoint:{self.base}#{self.model}"
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="medsplit-trace")
 
@@ -188,7 +192,7 @@ class EndpointGenerator:
                 self._count("http_retries")
             try:
                 r = self.client.request(method, url, json=payload)
-            except (httpx.TransportError, httpx.TimeoutException) as e:
+            except httpx.RequestError as e:  # connection, timeout, decoding
                 last = f"{type(e).__name__}: {e}"
                 wait = None
             else:
@@ -226,8 +230,15 @@ class EndpointGenerator:
             return GenerationError(f"unexpected response shape from {self.url}: {e!r}")
         return "" if content is None else str(content)
 
+    def _safe(self, job: TraceJob) -> str | BaseException:
+        try:
+            return self._one(job)
+        except Exception as e:  # noqa: BLE001 - one bad call must not stop the run
+            self._count("bad_responses")
+            return GenerationError(f"{type(e).__name__}: {e}")
+
     def generate(self, jobs: Sequence[TraceJob]) -> list[str | BaseException]:
-        return list(self._pool.map(self._one, jobs))
+        return list(self._pool.map(self._safe, jobs))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -419,7 +430,7 @@ def read_previous(path: Path) -> dict[tuple[str, str], MCQRecord]:
                 row = json.loads(line)
                 rec = record_from_row(row, str(row.get("benchmark") or ""), keep_extra=True)
             except (json.JSONDecodeError, RowError) as e:
-                if i > 1 and not line.endswith("\n"):
+                if not line.endswith("\n"):
                     break  # the last line of a run killed mid-write
                 raise ValueError(f"{path}: line {i}: cannot resume from this file ({e})") from None
             prev[(rec.benchmark, rec.id)] = rec
