@@ -1,0 +1,162 @@
+"""Automatic registration of the medsplit task YAMLs with lm-evaluation-harness.
+
+lm-eval (0.4.x) discovers tasks only in its own folder and in ``--include_path`` /
+``TaskManager(include_path=...)``; it has no entry point for task packages. So that
+``lm_eval --tasks medsplit_reasoning`` works right after ``pip install``, the wheel
+installs one line into ``site-packages``, ``lm_eval_medsplit_tasks.pth`` (:data:`PTH_NAME`,
+content :data:`PTH_LINE`). Python runs it at start-up; it calls :func:`install`, which
+only puts a tiny finder on ``sys.meta_path`` -- nothing of lm-eval or of this package's
+data is imported. When (and only when) a process imports ``lm_eval.tasks.manager``, the
+finder wraps ``TaskManager.__init__`` so that a TaskManager built *with* lm-eval's
+default tasks (``include_defaults=True``, what the ``lm_eval`` command does) also indexes
+our folder, placed before any user ``include_path`` so a user's own task of the same name
+still wins. ``TaskManager(include_defaults=False, ...)`` is left untouched.
+
+Switch it off with ``MEDSPLIT_LM_EVAL_AUTOREGISTER=0`` in the environment, or remove the
+file with ``medsplit lm-eval unregister``; ``medsplit lm-eval status`` shows the state.
+
+Only :mod:`sys` and :mod:`os` are imported at start-up; this file is also read by
+``setup.py`` (with :func:`runpy.run_path`) to write the ``.pth`` into the wheel.
+"""
+
+import os
+import sys
+
+ENV_SWITCH = "MEDSPLIT_LM_EVAL_AUTOREGISTER"
+PTH_NAME = "lm_eval_medsplit_tasks.pth"
+#: The one line of :data:`PTH_NAME`: a no-op when switched off or when this package is
+#: gone (a stale file never breaks Python start-up).
+PTH_LINE = (
+    "import os; os.environ.get('" + ENV_SWITCH + "', '1').strip().lower() in "
+    "('0', 'false', 'no', 'off') or exec(\"try:\\n from lm_eval_medsplit._lm_eval_hook "
+    "import install\\nexcept ImportError:\\n pass\\nelse:\\n install()\")\n"
+)
+#: Modules after whose import ``TaskManager`` is patched (0.4.13 defines it in
+#: ``lm_eval.tasks.manager``; earlier 0.4.x releases in ``lm_eval.tasks``).
+TARGETS = ("lm_eval.tasks.manager", "lm_eval.tasks")
+_MARK = "_medsplit_autoregister"
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def task_dir() -> str:
+    """The folder of the medsplit task YAMLs (``lm_eval_medsplit.task_yaml``)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("lm_eval_medsplit.task_yaml")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("lm_eval_medsplit.task_yaml is missing from this installation")
+    return os.path.realpath(list(spec.submodule_search_locations)[0])
+
+
+def augment_include_path(include_path, include_defaults: bool = True):
+    """``include_path`` with the medsplit folder placed first, when lm-eval's default
+    tasks are indexed and the folder is not there yet; otherwise unchanged."""
+    if not include_defaults or not enabled():
+        return include_path
+    ours = task_dir()
+    if include_path is None:
+        paths = []
+    elif isinstance(include_path, (list, tuple)):
+        paths = list(include_path)
+    else:
+        paths = [include_path]
+    if any(os.path.realpath(os.fspath(p)) == ours for p in paths):
+        return include_path
+    return [ours, *paths]
+
+
+def patch(module) -> bool:
+    """Wrap ``module.TaskManager.__init__`` (once). Returns whether it is patched."""
+    tm = getattr(module, "TaskManager", None)
+    init = getattr(tm, "__init__", None)
+    if tm is None or init is None:
+        return False
+    if getattr(init, _MARK, False):
+        return True
+    import functools
+    import inspect
+
+    try:
+        sig = inspect.signature(init)
+    except (TypeError, ValueError):
+        return False
+    if "include_path" not in sig.parameters:
+        return False  # an lm-eval we do not know how to extend: leave it alone
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        try:
+            bound = sig.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            args_ = bound.arguments
+            args_["include_path"] = augment_include_path(
+                args_.get("include_path"), bool(args_.get("include_defaults", True)))
+            args, kwargs = bound.args[1:], bound.kwargs
+        except Exception:  # never let registration break lm-eval
+            pass
+        init(self, *args, **kwargs)
+
+    setattr(__init__, _MARK, True)
+    tm.__init__ = __init__
+    return True
+
+
+class _Loader:
+    """Delegates to the real loader and patches the module right after it ran."""
+
+    def __init__(self, loader):
+        self._loader = loader
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+    def create_module(self, spec):
+        create = getattr(self._loader, "create_module", None)
+        return create(spec) if create else None
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        try:
+            patch(module)
+        except Exception:
+            pass
+
+
+class _Finder:
+    """A ``sys.meta_path`` finder that answers only for :data:`TARGETS`."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in TARGETS:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or isinstance(finder, _Finder):
+                continue
+            find = getattr(finder, "find_spec", None)
+            if find is None:
+                continue
+            spec = find(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _Loader(spec.loader)
+                return spec
+        return None
+
+
+def install() -> None:
+    """Register with lm-eval: patch now if it is already imported, else on import."""
+    if not enabled():
+        return
+    for name in TARGETS:
+        mod = sys.modules.get(name)
+        if mod is not None:
+            patch(mod)
+    if not any(isinstance(f, _Finder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _Finder())
+
+
+def installed() -> bool:
+    """Whether this process has the finder (i.e. the ``.pth`` or :func:`install` ran)."""
+    return any(isinstance(f, _Finder) for f in sys.meta_path)

@@ -1,0 +1,415 @@
+"""lm-evaluation-harness tasks: generated YAMLs, docs and provenance, exact accuracies
+with an in-process LM of known behaviour, log-likelihood requests, the adversarial
+prefill, and `lm_eval` end to end on a tiny local HF model over real data."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("lm_eval")
+
+import lm_eval.models  # noqa: E402,F401  (built-in backends first: a registry that is not empty is not filled lazily)
+from lm_eval.api.model import LM  # noqa: E402
+from lm_eval.api.registry import register_model  # noqa: E402
+
+from lm_eval_medsplit import lm_eval_tasks as lt  # noqa: E402
+from lm_eval_medsplit._lm_eval_hook import PTH_LINE, PTH_NAME, augment_include_path  # noqa: E402
+from lm_eval_medsplit.adversarial import N_TRACES, add_offline_traces  # noqa: E402
+from lm_eval_medsplit.dataset import select  # noqa: E402
+from lm_eval_medsplit.prompts import RECONSIDER_CUE, build_prompt  # noqa: E402
+from lm_eval_medsplit.registry import get_benchmark  # noqa: E402
+from lm_eval_medsplit.samples import METADATA_KEYS, score_fields  # noqa: E402
+from lm_eval_medsplit.schema import dataset_hash  # noqa: E402
+from lm_eval_medsplit.scoring import score  # noqa: E402
+from lm_eval_medsplit.sources import resolve_source, write_jsonl  # noqa: E402
+from lm_eval_medsplit.task_yaml import TASK_DIR, all_task_names  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = ("medqa", "pubmedqa", "mmlu_pro_health_biology")
+REVISION = "test-rev"
+
+
+def rule_label(record) -> None:
+    """A deterministic stand-in for the classifier: probability from the content hash."""
+    p = (int(record.content_hash()[:8], 16) % 1000) / 1000
+    record.reasoning_prob, record.is_reasoning, record.reasoning_threshold = p, p >= 0.5, 0.5
+
+
+def write_hub_dir(raw_dir: Path, out: Path, benchmarks=BENCHMARKS, limit: int | None = None,
+                  edit=None) -> Path:
+    """A hub-layout directory from real raw records, labelled by :func:`rule_label`, with
+    offline traces (what `medsplit build` writes, minus the classifier)."""
+    src = resolve_source(raw_dir)
+    for name in benchmarks:
+        records, _ = src.load(name)
+        records = records[:limit] if limit else records
+        for r in records:
+            rule_label(r)
+        add_offline_traces(records)
+        if edit:
+            edit(records)
+        write_jsonl(records, out / get_benchmark(name).config / "test.jsonl")
+    (out / "manifest.json").write_text(json.dumps({"revision": REVISION}))
+    return out
+
+
+@pytest.fixture(scope="session")
+def hub_dir(raw_dir, tmp_path_factory) -> Path:
+    return write_hub_dir(raw_dir, tmp_path_factory.mktemp("hub"))
+
+
+@pytest.fixture(scope="session")
+def source_records(hub_dir):
+    """The records as the tasks should see them, read independently of the adapter."""
+    src = resolve_source(hub_dir)
+    return {b: src.load(b)[0] for b in BENCHMARKS}
+
+
+@pytest.fixture(scope="session")
+def task_manager(hub_dir):
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=TASK_DIR, include_defaults=False,
+                       metadata={"source": str(hub_dir)})
+
+
+# --------------------------------------------------------------------------- LMs
+
+
+def _silent(doc_id: str) -> bool:
+    """PatternLM's rule for refusing to answer: a fixed quarter of the ids."""
+    return int(hashlib.sha256(doc_id.encode()).hexdigest()[0], 16) < 4
+
+
+@register_model("medsplit-pattern")
+class PatternLM(LM):
+    """Answers 'Answer: A' after a line of reasoning, except for a fixed quarter of the
+    questions where it gives no answer; for log-likelihood it prefers the letter A."""
+
+    def __init__(self, **kwargs):
+        super().__init__()
+        self.contexts: list[tuple[dict, str]] = []
+
+    def generate_until(self, requests, disable_tqdm: bool = False):
+        out = []
+        for req in requests:
+            ctx, _ = req.args
+            self.contexts.append((req.doc, ctx))
+            out.append("I am not sure about this one." if _silent(str(req.doc["id"]))
+                       else "Looking at the findings step by step.\nAnswer: A")
+        return out
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False):
+        self.contexts.extend((req.doc, req.args[0]) for req in requests)
+        return [(0.0 if req.args[1].strip() == "A" else -5.0, False) for req in requests]
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+        return [0.0 for _ in requests]
+
+
+def _expected_generation(records, subset: str, limit: int, adversarial: bool):
+    """acc/parsed (and per-trace acc) PatternLM must get on the first ``limit`` docs."""
+    recs = select(records, subset)
+    units = [(r, k) for r in recs for k in range(N_TRACES)] if adversarial else [(r, None) for r in recs]
+    units = units[:limit]
+    correct = [(not _silent(r.id)) and r.answer_idx == "A" for r, _ in units]
+    out = {"n": len(units), "acc": sum(correct) / len(units),
+           "parsed": sum(not _silent(r.id) for r, _ in units) / len(units), "correct": sum(correct)}
+    if adversarial:
+        for k in range(N_TRACES):
+            ck = [c for c, (_, kk) in zip(correct, units) if kk == k]
+            out[f"acc_trace{k}"] = sum(ck) / len(ck)
+    return out
+
+
+# --------------------------------------------------------------------------- YAMLs
+
+
+def test_generated_yamls_are_fresh():
+    sys.path.insert(0, str(REPO / "task_yaml"))
+    try:
+        import _generate_configs as gen
+    finally:
+        sys.path.pop(0)
+    assert gen.stale(Path(TASK_DIR)) == [], "run `python task_yaml/_generate_configs.py`"
+    names = set(gen.render())
+    assert {f"{t}.yaml" for t in all_task_names()} <= names
+    assert len(all_task_names()) == 11 * 6
+
+
+def test_index_has_every_task_and_group(task_manager):
+    tasks = set(task_manager.all_subtasks)
+    assert tasks == set(all_task_names())
+    groups = set(task_manager.all_groups)
+    for g in ("medsplit", "medsplit_reasoning", "medsplit_knowledge", "medsplit_adversarial",
+              "medsplit_reasoning_adversarial", "medsplit_knowledge_adversarial", "medsplit_mc",
+              "medsplit_reasoning_mc", "medsplit_knowledge_mc", "medsplit_medqa",
+              "medsplit_gpqa_medical", "medsplit_nejm_mc"):
+        assert g in groups, g
+
+
+# --------------------------------------------------------------------------- docs
+
+
+def test_docs_carry_the_sample_contract_and_provenance(task_manager, source_records):
+    loaded = task_manager.load(["medsplit_medqa_reasoning", "medsplit_medqa_knowledge_adversarial"])
+    clean = loaded["tasks"]["medsplit_medqa_reasoning"]
+    recs = select(source_records["medqa"], "reasoning")
+    assert [d["id"] for d in clean.eval_docs] == [r.id for r in recs]
+    d0, r0 = clean.eval_docs[0], recs[0]
+    assert set(METADATA_KEYS) <= set(d0)
+    assert d0["record_hash"] == r0.content_hash() and d0["subset"] == "reasoning"
+    assert d0["adversarial"] is None and d0["trace_index"] is None
+    assert clean.doc_to_text(d0) == build_prompt(r0, "cot").user_text
+    assert clean.config.generation_kwargs["until"] == []
+    assert clean.config.generation_kwargs["max_gen_toks"] == 4096
+    prov = clean.config.metadata["medsplit"]
+    assert prov["source"]["location"] == str(resolve_source(prov["source"]["location"]).location)
+    assert prov["revision"] == REVISION
+    assert prov["source_content_hash"] == dataset_hash(source_records["medqa"])
+    assert prov["content_hash"] == dataset_hash(source_records["medqa"])  # labels came with the data
+    assert prov["labels_from"] == "source" and prov["n_docs"] == len(recs)
+
+    adv = loaded["tasks"]["medsplit_medqa_knowledge_adversarial"]
+    krecs = select(source_records["medqa"], "knowledge")
+    assert len(adv.eval_docs) == N_TRACES * len(krecs)
+    for d in adv.eval_docs[: 2 * N_TRACES]:
+        r = next(x for x in krecs if x.id == d["id"])
+        assert d["adversarial"] == "prefill" and d["adversarial_source"] == "offline-template"
+        assert d["prefill"] == build_prompt(r, adversarial="prefill", trace_index=d["trace_index"]).prefill
+    assert [d["trace_index"] for d in adv.eval_docs[:6]] == [0, 1, 2, 0, 1, 2]
+
+
+def test_source_from_metadata_wins_over_environment(hub_dir, raw_dir, tmp_path, monkeypatch):
+    small = write_hub_dir(raw_dir, tmp_path / "small", benchmarks=("pubmedqa",), limit=40)
+    monkeypatch.setenv("MEDSPLIT_SOURCE", str(small))
+    docs, prov = lt.load_task_docs("pubmedqa", "knowledge", "cot", {})
+    assert prov["source"]["location"] == str(small.resolve()) and prov["n_records"] == 40
+    docs, prov = lt.load_task_docs("pubmedqa", "knowledge", "cot", {"source": str(hub_dir)})
+    assert prov["source"]["location"] == str(hub_dir.resolve()) and prov["n_records"] == 1000
+
+
+def test_record_without_its_trace_is_an_error_naming_it(raw_dir, tmp_path):
+    victim = {}
+
+    def strip_traces(records):
+        r = next(x for x in records if x.is_reasoning)
+        r.adversarial_traces = r.adversarial_traces[:1]
+        victim["id"] = r.id
+
+    src = write_hub_dir(raw_dir, tmp_path / "hub", benchmarks=("pubmedqa",), limit=30,
+                        edit=strip_traces)
+    from lm_eval.tasks import TaskManager
+
+    tm = TaskManager(include_path=TASK_DIR, include_defaults=False, metadata={"source": str(src)})
+    with pytest.raises(ValueError) as e:
+        tm.load(["medsplit_pubmedqa_reasoning_adversarial"])
+    assert repr(victim["id"]) in str(e.value) and "trace 1" in str(e.value)
+    # the clean tasks of the same source are unaffected
+    assert len(tm.load(["medsplit_pubmedqa_reasoning"])["tasks"]["medsplit_pubmedqa_reasoning"].eval_docs) > 0
+
+
+def test_benchmark_missing_from_a_local_source_is_a_clear_error(task_manager):
+    with pytest.raises(lt.MedsplitTaskError, match="no 'gpqa_medical' benchmark.*medsplit lm-eval tasks"):
+        task_manager.load(["medsplit_gpqa_medical_reasoning"])
+
+
+# --------------------------------------------------------------------------- exact accuracies
+
+
+def test_pattern_lm_exact_accuracy_for_a_task_and_a_group(task_manager, source_records):
+    import lm_eval
+
+    limit = 20
+    lm = PatternLM()
+    res = lm_eval.simple_evaluate(model=lm, tasks=["medsplit_pubmedqa"], task_manager=task_manager,
+                                  limit=limit, log_samples=True, bootstrap_iters=0)
+    recs = source_records["pubmedqa"]
+    total_correct = total_n = parsed = 0
+    for subset in ("reasoning", "knowledge"):
+        for adv in (False, True):
+            name = f"medsplit_pubmedqa_{subset}" + ("_adversarial" if adv else "")
+            exp = _expected_generation(recs, subset, limit, adv)
+            got = res["results"][name]
+            assert got["acc,score"] == pytest.approx(exp["acc"], abs=1e-12), name
+            assert got["parsed,score"] == pytest.approx(exp["parsed"], abs=1e-12), name
+            if adv:
+                for k in range(N_TRACES):
+                    assert got[f"acc_trace{k},score"] == pytest.approx(exp[f"acc_trace{k}"], abs=1e-12)
+            total_correct += exp["correct"]
+            total_n += exp["n"]
+            parsed += exp["parsed"] * exp["n"]
+            # every logged sample: the scoring core's verdict on that very output
+            for s in res["samples"][name]:
+                text = s["resps"][0][0]
+                fields = json.loads(s["filtered_resps"][0])
+                doc = s["doc"]
+                expected = score_fields(score(text, dict(zip(doc["letters"], doc["options"])),
+                                              doc["answer_idx"]))
+                assert fields == expected
+                assert s["acc"] == (1.0 if expected["correct"] else 0.0)
+                assert set(METADATA_KEYS) <= set(doc)
+    group = res["groups"]["medsplit_pubmedqa"]
+    assert group["acc,score"] == pytest.approx(total_correct / total_n, abs=1e-12)
+    assert group["parsed,score"] == pytest.approx(parsed / total_n, abs=1e-12)
+    assert set(res["group_subtasks"]["medsplit_pubmedqa"]) == {
+        "medsplit_pubmedqa_reasoning", "medsplit_pubmedqa_knowledge",
+        "medsplit_pubmedqa_reasoning_adversarial", "medsplit_pubmedqa_knowledge_adversarial"}
+    # provenance is in the results
+    prov = res["configs"]["medsplit_pubmedqa_reasoning_adversarial"]["metadata"]["medsplit"]
+    assert prov["revision"] == REVISION and prov["content_hash"] == dataset_hash(recs)
+    # without a chat template the adversarial context is the user turn, then the prefill
+    adv_ctx = [(d, c) for d, c in lm.contexts if d["adversarial"]]
+    assert adv_ctx
+    for doc, ctx in adv_ctx:
+        rec = next(r for r in recs if r.id == doc["id"])
+        p = build_prompt(rec, adversarial="prefill", trace_index=doc["trace_index"])
+        assert ctx == p.user_text + "\n\n" + p.prefill
+        assert ctx.endswith(RECONSIDER_CUE)
+
+
+def test_mc_tasks_request_every_option_and_score_exactly(task_manager, source_records):
+    import lm_eval
+
+    limit = 25
+    lm = PatternLM()
+    res = lm_eval.simple_evaluate(model=lm, tasks=["medsplit_mmlu_pro_health_biology_mc"],
+                                  task_manager=task_manager, limit=limit, log_samples=True,
+                                  bootstrap_iters=0)
+    recs = source_records["mmlu_pro_health_biology"]
+    n_correct = n = 0
+    for subset in ("reasoning", "knowledge"):
+        name = f"medsplit_mmlu_pro_health_biology_{subset}_mc"
+        first = select(recs, subset)[:limit]
+        exp = sum(r.answer_idx == "A" for r in first) / len(first)
+        assert res["results"][name]["acc,none"] == pytest.approx(exp, abs=1e-12)
+        assert res["results"][name]["acc_norm,none"] == pytest.approx(exp, abs=1e-12)
+        n_correct += sum(r.answer_idx == "A" for r in first)
+        n += len(first)
+        for s in res["samples"][name]:
+            rec = next(r for r in first if r.id == s["doc"]["id"])
+            conts = [a[1] for a in s["arguments"]]
+            assert conts == [f" {x}" for x in rec.options]  # one request per option
+            assert all(a[0].endswith("\nAnswer:") and rec.question.strip()[:40] in a[0]
+                       for a in s["arguments"])
+    assert len({len(r.options) for r in recs}) > 1  # option counts vary in this benchmark
+    assert res["groups"]["medsplit_mmlu_pro_health_biology_mc"]["acc,none"] == pytest.approx(
+        n_correct / n, abs=1e-12)
+
+
+def test_trace_mean_and_process_results_directly():
+    doc = {"adversarial": "prefill", "trace_index": 1, "letters": ["A", "B"], "options": ["x", "y"],
+           "answer_idx": "B"}
+    out = lt.process_results(doc, ["so the answer is B"])  # raw text: scored here
+    assert out == {"acc": 1.0, "parsed": 1.0, "acc_trace0": None, "acc_trace1": 1.0, "acc_trace2": None}
+    assert lt.process_results(doc, [lt.score_json("Answer: A", doc)])["acc"] == 0.0
+    assert lt.trace_mean([None, 1.0, 0.0, None, 1.0]) == pytest.approx(2 / 3)
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def test_include_path_augmentation():
+    assert augment_include_path(None, include_defaults=False) is None
+    assert augment_include_path(None) == [TASK_DIR]
+    assert augment_include_path("/mine") == [TASK_DIR, "/mine"]  # user tasks still win
+    assert augment_include_path([TASK_DIR]) == [TASK_DIR]
+
+
+@pytest.mark.parametrize("switch", [None, "0"])
+def test_pth_hook_patches_task_manager_unless_switched_off(tmp_path, switch):
+    (tmp_path / PTH_NAME).write_text(PTH_LINE)
+    env = {k: v for k, v in os.environ.items() if k != "MEDSPLIT_LM_EVAL_AUTOREGISTER"}
+    if switch:
+        env["MEDSPLIT_LM_EVAL_AUTOREGISTER"] = switch
+    code = ("import site, sys; site.addsitedir(sys.argv[1]); import lm_eval.tasks as t; "
+            "print(getattr(t.TaskManager.__init__, '_medsplit_autoregister', False))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                         text=True, check=True, env=env, cwd=tmp_path)
+    assert out.stdout.strip() == ("False" if switch else "True"), out.stderr
+
+
+def test_command_path_tasks_register_unregister(tmp_path, hub_dir):
+    from lm_eval_medsplit.cli import main
+
+    def run(*argv):
+        return subprocess.run([sys.executable, "-m", "lm_eval_medsplit.cli", *argv],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    assert run("lm-eval", "path") == TASK_DIR
+    names = run("lm-eval", "tasks", "--source", str(hub_dir), "--mode", "cot").split(",")
+    assert names == all_task_names(list(BENCHMARKS), modes=("cot",))
+    assert main(["lm-eval", "register", "--site-packages", str(tmp_path)]) == 0
+    assert (tmp_path / PTH_NAME).read_text() == PTH_LINE
+    assert main(["lm-eval", "unregister", "--site-packages", str(tmp_path)]) == 0
+    assert not (tmp_path / PTH_NAME).exists()
+
+
+# --------------------------------------------------------------------------- lm_eval + tiny HF model
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        from tiny_models import make_tiny_causal_lm
+    finally:
+        sys.path.pop(0)
+    return make_tiny_causal_lm(tmp_path_factory.mktemp("tiny-llama"))
+
+
+def test_lm_eval_hf_backend_on_a_tiny_model_with_chat_template(tiny_model, task_manager, tmp_path,
+                                                              source_records):
+    """The real `hf` backend, run the way `lm_eval --log_samples --output_path` runs it
+    (simple_evaluate + EvaluationTracker); the CLI itself is exercised, with no
+    --include_path, by tests/test_lm_eval_install.py."""
+    import lm_eval
+    from lm_eval.loggers import EvaluationTracker
+
+    tasks = ["medsplit_pubmedqa_reasoning", "medsplit_pubmedqa_reasoning_adversarial"]
+    out = tmp_path / "out"
+    tracker = EvaluationTracker(output_path=str(out))
+    results = lm_eval.simple_evaluate(
+        model="hf", model_args=f"pretrained={tiny_model},dtype=float32", device="cpu",
+        tasks=tasks, task_manager=task_manager, limit=3, apply_chat_template=True,
+        gen_kwargs="max_gen_toks=8", batch_size=3, log_samples=True,
+        evaluation_tracker=tracker)
+    samples_by_task = results.pop("samples")
+    tracker.save_results_aggregated(results=results, samples=samples_by_task)
+    for name in tasks:
+        tracker.save_results_samples(task_name=name, samples=samples_by_task[name])
+    (results_file,) = out.rglob("results_*.json")
+    results = json.loads(results_file.read_text())
+    for name in tasks:
+        prov = results["configs"][name]["metadata"]["medsplit"]
+        assert prov["revision"] == REVISION
+        assert prov["content_hash"] == dataset_hash(source_records["pubmedqa"])
+        assert results["configs"][name]["generation_kwargs"]["max_gen_toks"] == 8
+        (samples_file,) = [p for p in out.rglob(f"samples_{name}_*.jsonl")
+                           if p.name[len(f"samples_{name}_"):][:1].isdigit()]
+        samples = [json.loads(line) for line in samples_file.read_text().splitlines()]
+        assert len(samples) == 3
+        for s in samples:
+            doc = s["doc"]
+            text = s["resps"][0][0]
+            expected = score_fields(score(text, dict(zip(doc["letters"], doc["options"])), doc["answer_idx"]))
+            assert json.loads(s["filtered_resps"][0]) == expected
+            assert s["acc"] == (1.0 if expected["correct"] else 0.0)
+            assert s["parsed"] == (1.0 if expected["parsed"] else 0.0)
+            prompt = s["arguments"]["gen_args_0"]["arg_0"]
+            assert build_prompt(doc_rec := lt.doc_record(doc)).user_text in prompt, doc_rec.id
+            if doc["adversarial"]:
+                # the trace opens the assistant turn, which the model continues
+                assert "<|assistant|>\n" + doc["prefill"] in prompt
+                assert prompt.endswith(doc["prefill"]) and doc["prefill"].endswith(RECONSIDER_CUE)
+            else:
+                assert prompt.endswith("<|assistant|>\n")
+        assert results["results"][name]["acc,score"] == pytest.approx(
+            sum(s["acc"] for s in samples) / len(samples))
