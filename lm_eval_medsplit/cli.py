@@ -17,6 +17,7 @@ from lm_eval_medsplit.errors import CLIError  # noqa: F401  (re-exported for com
 COMMAND_MODULES = (
     "lm_eval_medsplit.commands.data",
     "lm_eval_medsplit.commands.score",
+    "lm_eval_medsplit.commands.lm_eval",
     "lm_eval_medsplit.commands.adversarial",
     "lm_eval_medsplit.commands.build",
 )
