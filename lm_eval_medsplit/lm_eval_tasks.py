@@ -84,18 +84,24 @@ class DocList(list):
         self.features = {k: None for k in (docs[0] if docs else {})}
 
 
-def record_doc(record: MCQRecord, *, adversarial: str | None = None,
-               trace_index: int | None = None) -> dict[str, Any]:
-    """One doc: the per-sample metadata contract plus what the prompt and scorer need."""
+def record_fields(record: MCQRecord) -> dict[str, Any]:
+    """What the prompt and the scorer need from a record (shared by all its docs)."""
     if record.answer_idx is None:
         raise MedsplitTaskError(
             f"record {record.id!r} of {record.benchmark} has no gold answer_idx; "
             f"lm-eval tasks score against the gold letter")
     letters = list(record.options)
+    return {"question": record.question, "options": list(record.options.values()),
+            "letters": letters, "answer_idx": record.answer_idx,
+            "gold": letters.index(record.answer_idx)}
+
+
+def record_doc(record: MCQRecord, *, adversarial: str | None = None,
+               trace_index: int | None = None, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One doc: the per-sample metadata contract plus what the prompt and scorer need
+    (``fields``: :func:`record_fields` of ``record`` when already computed)."""
     doc = sample_metadata(record, adversarial=adversarial, trace_index=trace_index)
-    doc.update(question=record.question, options=list(record.options.values()),
-               letters=letters, answer_idx=record.answer_idx,
-               gold=letters.index(record.answer_idx))
+    doc.update(fields if fields is not None else record_fields(record))
     if adversarial is not None:
         if adversarial != "prefill":
             raise MedsplitTaskError(f"lm-eval tasks use the prefill form, not {adversarial!r}")
@@ -137,11 +143,17 @@ class _Prepared:
         self.evalset = evalset
         self.provenance = evalset.provenance()
         self.subsets: dict[str, tuple[list[MCQRecord], str]] = {}
-        self.hashes: dict[str, str] = {}
+        self._fields: dict[int, dict[str, Any]] = {}
         self.docs: dict[tuple[str, str], tuple[DocList, dict[str, Any]]] = {}
         for r in evalset.records:  # hash each record once, not once per doc
             h = r.content_hash()
             r.content_hash = (lambda h=h: h)  # type: ignore[method-assign]
+
+    def fields(self, record: MCQRecord) -> dict[str, Any]:
+        key = id(record)
+        if key not in self._fields:
+            self._fields[key] = record_fields(record)
+        return self._fields[key]
 
     def subset(self, subset: str) -> tuple[list[MCQRecord], str]:
         """The subset's records and a fingerprint of which questions it holds (sha256
@@ -206,11 +218,12 @@ def load_task_docs(benchmark: str, subset: str, mode: str,
     if not records:
         raise MedsplitTaskError(f"{name}: no {subset} records in source "
                                 f"{prep.evalset.source.location}")
+    fields = prep.fields
     if mode == "adversarial":
-        docs = [record_doc(r, adversarial="prefill", trace_index=k)
+        docs = [record_doc(r, adversarial="prefill", trace_index=k, fields=fields(r))
                 for r in records for k in range(N_TRACES)]
     else:
-        docs = [record_doc(r) for r in records]
+        docs = [record_doc(r, fields=fields(r)) for r in records]
     prov = {
         **prep.provenance,
         "harness": "lm-eval",
@@ -321,7 +334,7 @@ def trace_mean(items: list[float | None]) -> float:
 
 __all__ = [
     "MODES", "SUBSETS", "FILTER_NAME", "DEFAULT_MAX_GEN_TOKS", "MedsplitTask", "MedsplitTaskError",
-    "ScoreFilter", "DocList", "record_doc", "doc_record", "doc_to_text", "doc_to_text_mc",
+    "ScoreFilter", "DocList", "record_doc", "record_fields", "doc_record", "doc_to_text", "doc_to_text_mc",
     "load_task_docs", "process_results", "trace_mean", "task_name", "task_yaml_dir",
     "score_json",
 ]

@@ -37,14 +37,37 @@ def _fn(name: str) -> str:
     return f"!function {MODULE}.{name}"
 
 
-def _templates(max_gen_toks: int, filter_name: str, n_traces: int) -> dict[str, str]:
-    gen = f"""{HEADER}# Shared settings of the generative (step-by-step) tasks.
-output_type: generate_until
+def _body(mode: str, max_gen_toks: int, filter_name: str, n_traces: int) -> str:
+    """Everything of a task config but its name and data (inlined in every task file:
+    lm-eval parses each file on every start, and includes cost a parse each)."""
+    if mode == "mc":
+        return f"""output_type: multiple_choice
+test_split: test
+doc_to_text: {_fn("doc_to_text_mc")}
+doc_to_choice: letters
+doc_to_target: gold
+target_delimiter: " "
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+  - metric: acc_norm
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: {VERSION}
+"""
+    prefix = "gen_prefix: prefill\n" if mode == "adversarial" else ""
+    traces = "".join(f"""  - metric: acc_trace{k}
+    aggregation: {_fn("trace_mean")}
+    higher_is_better: true
+""" for k in range(n_traces)) if mode == "adversarial" else ""
+    return f"""output_type: generate_until
 test_split: test
 doc_to_text: {_fn("doc_to_text")}
 doc_to_target: answer_idx
 target_delimiter: "\\n\\n"
-process_results: {_fn("process_results")}
+{prefix}process_results: {_fn("process_results")}
 generation_kwargs:
   until: []
   max_gen_toks: {max_gen_toks}
@@ -61,56 +84,28 @@ metric_list:
   - metric: parsed
     aggregation: mean
     higher_is_better: true
-metadata:
+{traces}metadata:
   version: {VERSION}
 """
-    traces = "".join(f"""  - metric: acc_trace{k}
-    aggregation: {_fn("trace_mean")}
-    higher_is_better: true
-""" for k in range(n_traces))
-    adv = f"""{HEADER}# Adversarial tasks: one doc per (record, trace); the assistant turn is prefilled
-# with the trace and the reconsider cue (lm-eval's gen_prefix) and the model continues.
-include: _template_generate.yaml
-gen_prefix: prefill
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-  - metric: parsed
-    aggregation: mean
-    higher_is_better: true
-{traces}"""
-    mc = f"""{HEADER}# Log-likelihood multiple choice (base models): continuations are the option letters.
-output_type: multiple_choice
-test_split: test
-doc_to_text: {_fn("doc_to_text_mc")}
-doc_to_choice: letters
-doc_to_target: gold
-target_delimiter: " "
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-  - metric: acc_norm
-    aggregation: mean
-    higher_is_better: true
-metadata:
-  version: {VERSION}
-"""
-    return {"_template_generate.yaml": gen, "_template_adversarial.yaml": adv,
-            "_template_mc.yaml": mc}
 
 
-def _task(name: str, benchmark: str, subset: str, mode: str, template: str, title: str) -> str:
-    return f"""{HEADER}# {title}, {subset} subset, {dict(cot="generative step by step", adversarial="adversarial prefill", mc="log-likelihood multiple choice")[mode]}.
+_MODE_TITLE = {
+    "cot": "generative, step by step; scored by the scoring core (filter score)",
+    "adversarial": "one doc per (record, trace); the assistant turn is prefilled with the "
+                   "trace and the reconsider cue (gen_prefix) and the model continues",
+    "mc": "log-likelihood multiple choice over the option letters (base models)",
+}
+
+
+def _task(name: str, benchmark: str, subset: str, mode: str, title: str, body: str) -> str:
+    return f"""{HEADER}# {title}, {subset} subset: {_MODE_TITLE[mode]}.
 task: {name}
 class: {_fn("MedsplitTask")}
-include: {template}
 dataset_kwargs:
   benchmark: {benchmark}
   subset: {subset}
   mode: {mode}
-"""
+{body}"""
 
 
 def _group(name: str, members: list[str], metrics: list[str], filter_name: str,
@@ -137,18 +132,17 @@ def render() -> dict[str, str]:
     from lm_eval_medsplit.registry import BENCHMARKS
     from lm_eval_medsplit.task_yaml import SUBSETS
 
-    files = _templates(DEFAULT_MAX_GEN_TOKS, FILTER_NAME, N_TRACES)
+    files: dict[str, str] = {}
+    bodies = {m: _body(m, DEFAULT_MAX_GEN_TOKS, FILTER_NAME, N_TRACES) for m in ("cot", "adversarial", "mc")}
     gen_metrics = ["acc", "parsed"]
     adv_metrics = gen_metrics + [f"acc_trace{k}" for k in range(N_TRACES)]
     mc_metrics = ["acc", "acc_norm"]
     by_subset: dict[tuple[str, str], list[str]] = {}
     for b in BENCHMARKS:
         for subset in SUBSETS:
-            for mode, template in (("cot", "_template_generate.yaml"),
-                                   ("adversarial", "_template_adversarial.yaml"),
-                                   ("mc", "_template_mc.yaml")):
+            for mode in ("cot", "adversarial", "mc"):
                 name = task_name(b.name, subset, mode)
-                files[f"{name}.yaml"] = _task(name, b.name, subset, mode, template, b.title)
+                files[f"{name}.yaml"] = _task(name, b.name, subset, mode, b.title, bodies[mode])
                 by_subset.setdefault((subset, mode), []).append(name)
         n = b.name
         files[f"_group_medsplit_{n}.yaml"] = _group(
