@@ -428,6 +428,16 @@ def test_cli_offline_and_endpoint(ten, tmp_path, capsys):
     assert chk["ok"] == 26 and chk["failed"] == 4
 
 
+def test_cli_from_source_and_benchmark(raw_dir, tmp_path, capsys):
+    out = tmp_path / "mb.jsonl"
+    assert main(["adversarial", "generate", "--source", str(raw_dir), "-b", "medbullets_op4",
+                 "--out", str(out), "--offline", "--n", "2", "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["records"] == 308 and st["accepted"] == 616 and st["rejected"] == 0
+    recs, _ = load_jsonl_records(out, strict=True)
+    assert all(len(r.adversarial_traces) == 2 and r.benchmark == "medbullets_op4" for r in recs)
+
+
 def test_cli_bad_input(tmp_path, capsys):
     inp = tmp_path / "in.jsonl"
     inp.write_text('{"id": "1", "question": "Which?", "options": ["a", "b"]}\n')
@@ -437,6 +447,8 @@ def test_cli_bad_input(tmp_path, capsys):
     assert main(["adversarial", "generate", str(tmp_path / "nope.jsonl"), "--out",
                  str(tmp_path / "o.jsonl"), "--offline"]) == 2
     assert "no such file" in capsys.readouterr().err
+    assert main(["adversarial", "generate", "--out", str(tmp_path / "o.jsonl"), "--offline"]) == 2
+    assert "--source and --benchmark" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- local model
