@@ -233,7 +233,9 @@ def _opt_bool(row: Mapping[str, Any], key: str) -> bool | None:
 
 def traces_from_row(row: Mapping[str, Any]) -> list[str]:
     """Adversarial traces from either ``adversarial_traces`` (list) or the hub's
-    ``adversarial_trace_0..N`` columns (empty / null columns ignored)."""
+    ``adversarial_trace_0..N`` columns. Trace k stays at position k: an empty or null
+    column in the middle is kept as ``""`` (asking for it is an error, see
+    :func:`lm_eval_medsplit.prompts.get_trace`); trailing empty columns are dropped."""
     if row.get("adversarial_traces") is not None:
         traces = row["adversarial_traces"]
         if not isinstance(traces, list) or not all(isinstance(t, str) for t in traces):
@@ -243,9 +245,10 @@ def traces_from_row(row: Mapping[str, Any]) -> list[str]:
     i = 0
     while f"adversarial_trace_{i}" in row:
         t = row[f"adversarial_trace_{i}"]
-        if t:
-            out.append(str(t))
+        out.append(str(t) if t else "")
         i += 1
+    while out and not out[-1]:
+        out.pop()
     return out
 
 

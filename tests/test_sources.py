@@ -289,3 +289,17 @@ def test_canonical_jsonl_keeps_unknown_fields(tmp_path):
     src = resolve_source(path)
     assert src.kind == "jsonl" and src.benchmarks() == ["mine", "other"]
     assert [r.id for r in src.load("other")[0]] == ["q2"]
+
+
+def test_empty_trace_column_keeps_trace_positions():
+    from lm_eval_medsplit.prompts import MissingTraceError, build_prompt
+    from lm_eval_medsplit.schema import record_from_row
+
+    row = {"id": "1", "question": "q", "options": '{"A": "x", "B": "y"}', "answer_idx": "A",
+           "adversarial_trace_0": "t0", "adversarial_trace_1": None, "adversarial_trace_2": "t2",
+           "adversarial_trace_3": ""}
+    rec = record_from_row(row, "b")
+    assert rec.adversarial_traces == ["t0", "", "t2"]
+    assert build_prompt(rec, adversarial="prefill", trace_index=2).prefill.startswith("t2")
+    with pytest.raises(MissingTraceError, match="trace 1 is needed"):
+        build_prompt(rec, adversarial="prefill", trace_index=1)
