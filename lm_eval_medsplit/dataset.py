@@ -83,14 +83,17 @@ def cache_dir() -> Path:
 
 def load_eval_records(benchmark: str, source: str | Source | None = None, *,
                       revision: str | None = None, label: bool = True,
-                      traces: bool = True, strict: bool = False) -> EvalSet:
-    """Load one benchmark ready for evaluation (a deep copy: callers may mutate it)."""
+                      traces: bool = True, strict: bool = False,
+                      shared: bool = False) -> EvalSet:
+    """Load one benchmark ready for evaluation (a deep copy: callers may mutate it;
+    ``shared=True`` returns the process-wide cached set itself, which callers must not
+    mutate, saving the copy)."""
     src = resolve_source(source, revision=revision)
     key = (src.kind, src.location, src.revision, tuple(sorted(src.options.items())),
            benchmark, label, traces, strict)
     if key not in _MEMO:
         _MEMO[key] = _load(src, benchmark, label=label, traces=traces, strict=strict)
-    return copy.deepcopy(_MEMO[key])
+    return _MEMO[key] if shared else copy.deepcopy(_MEMO[key])
 
 
 def _load(src: Source, benchmark: str, *, label: bool, traces: bool, strict: bool) -> EvalSet:
