@@ -30,6 +30,7 @@ Modes: ``cot`` (generative, step by step), ``adversarial`` (generative, one doc 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -140,14 +141,19 @@ class _Prepared:
     provenance (hashes computed once) and the docs of each (subset, mode)."""
 
     def __init__(self, evalset):
-        self.evalset = evalset
+        self.evalset = evalset  # the shared cached set: read, never mutated
         self.provenance = evalset.provenance()
         self.subsets: dict[str, tuple[list[MCQRecord], str]] = {}
         self._fields: dict[int, dict[str, Any]] = {}
         self.docs: dict[tuple[str, str], tuple[DocList, dict[str, Any]]] = {}
-        for r in evalset.records:  # hash each record once, not once per doc
+        # shallow copies that remember their content hash: each record is hashed once,
+        # not once per doc (sample_metadata calls record.content_hash())
+        self.records: list[MCQRecord] = []
+        for r in evalset.records:
+            c = copy.copy(r)
             h = r.content_hash()
-            r.content_hash = (lambda h=h: h)  # type: ignore[method-assign]
+            c.content_hash = (lambda h=h: h)  # type: ignore[method-assign]
+            self.records.append(c)
 
     def fields(self, record: MCQRecord) -> dict[str, Any]:
         key = id(record)
@@ -162,7 +168,7 @@ class _Prepared:
         from lm_eval_medsplit.dataset import select
 
         if subset not in self.subsets:
-            records = select(self.evalset.records, subset)
+            records = select(self.records, subset)
             ids = "\n".join(sorted(r.content_hash() for r in records))
             self.subsets[subset] = (records, hashlib.sha256(ids.encode()).hexdigest())
         return self.subsets[subset]
@@ -196,7 +202,7 @@ def _prepared(src, benchmark: str) -> _Prepared:
                 f"(`medsplit lm-eval tasks --source {src.location}` prints them) or use "
                 f"the hub source.")
         try:
-            _PREPARED[key] = _Prepared(load_eval_records(benchmark, src))
+            _PREPARED[key] = _Prepared(load_eval_records(benchmark, src, shared=True))
         except SourceError as e:
             raise MedsplitTaskError(str(e)) from None
     return _PREPARED[key]

@@ -155,11 +155,51 @@ def test_index_has_every_task_and_group(task_manager):
         assert g in groups, g
 
 
+def test_every_group_builds_and_weights_its_leaf_tasks(raw_dir, tmp_path):
+    """All 11 benchmarks (the four hub-only ones filled with real questions borrowed from
+    local benchmarks): `medsplit` and `medsplit_mc` build with every task once, and the
+    top group's acc is the size-weighted mean of its leaf tasks."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+    from lm_eval_medsplit.registry import BENCHMARKS
+
+    src = resolve_source(raw_dir)
+    local = src.benchmarks()
+    out = tmp_path / "all11"
+    for i, b in enumerate(BENCHMARKS):
+        records, _ = src.load(b.name if b.name in local else local[i % len(local)])
+        records = [r for r in records if len(r.options) <= b.max_options][:12]
+        for r in records:
+            r.benchmark = b.name
+            rule_label(r)
+        add_offline_traces(records)
+        write_jsonl(records, out / b.config / "test.jsonl")
+    (out / "manifest.json").write_text(json.dumps({"revision": REVISION}))
+    tm = TaskManager(include_path=TASK_DIR, include_defaults=False, metadata={"source": str(out)})
+    res = lm_eval.simple_evaluate(model=PatternLM(), tasks=["medsplit", "medsplit_mc"],
+                                  task_manager=tm, limit=4, bootstrap_iters=0)
+    gen = all_task_names(modes=("cot", "adversarial"))
+    assert set(gen) | set(all_task_names(modes=("mc",))) == {
+        k for k in res["results"] if k not in res.get("groups", {})}
+    for g in ("medsplit", "medsplit_reasoning", "medsplit_knowledge", "medsplit_adversarial",
+              "medsplit_reasoning_adversarial", "medsplit_mc", "medsplit_knowledge_mc"):
+        assert g in res["groups"], g
+    leaves = [res["results"][t] for t in gen]
+    weighted = sum(r["acc,score"] * r["sample_len"] for r in leaves) / sum(r["sample_len"] for r in leaves)
+    assert res["groups"]["medsplit"]["acc,score"] == pytest.approx(weighted, abs=1e-12)
+    assert "acc_trace2,score" in res["groups"]["medsplit_adversarial"]
+
+
 # --------------------------------------------------------------------------- docs
 
 
-def test_docs_carry_the_sample_contract_and_provenance(task_manager, source_records):
+def test_docs_carry_the_sample_contract_and_provenance(task_manager, source_records, hub_dir):
+    from lm_eval_medsplit.dataset import load_eval_records
+
     loaded = task_manager.load(["medsplit_medqa_reasoning", "medsplit_medqa_knowledge_adversarial"])
+    # the process-wide cached set the docs were built from is left untouched
+    shared = load_eval_records("medqa", resolve_source(hub_dir), shared=True)
+    assert all("content_hash" not in vars(r) for r in shared.records)
     clean = loaded["tasks"]["medsplit_medqa_reasoning"]
     recs = select(source_records["medqa"], "reasoning")
     assert [d["id"] for d in clean.eval_docs] == [r.id for r in recs]
