@@ -227,6 +227,20 @@ def test_docs_carry_the_sample_contract_and_provenance(task_manager, source_reco
     assert [d["trace_index"] for d in adv.eval_docs[:6]] == [0, 1, 2, 0, 1, 2]
 
 
+def test_raw_source_is_labelled_and_traced_on_the_fly(raw_dir, tmp_path, monkeypatch):
+    pytest.importorskip("lm_eval_medsplit.classifier")
+    monkeypatch.setenv("MEDSPLIT_CACHE", str(tmp_path / "cache"))
+    try:
+        docs, prov = lt.load_task_docs("medbullets_op4", "knowledge", "adversarial",
+                                       {"source": str(raw_dir)})
+    except FileNotFoundError as e:  # classifier artefact not built in this checkout
+        pytest.skip(str(e))
+    assert prov["source"]["kind"] == "raw_dir" and prov["labels_from"].startswith("classifier:")
+    assert prov["traces_from"] == "offline-template"
+    assert prov["n_records"] == 308 and len(docs) == N_TRACES * prov["n_subset_records"]
+    assert all(d["subset"] == "knowledge" and d["is_reasoning"] is False for d in docs)
+
+
 def test_source_from_metadata_wins_over_environment(hub_dir, raw_dir, tmp_path, monkeypatch):
     small = write_hub_dir(raw_dir, tmp_path / "small", benchmarks=("pubmedqa",), limit=40)
     monkeypatch.setenv("MEDSPLIT_SOURCE", str(small))
