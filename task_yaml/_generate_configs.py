@@ -39,10 +39,13 @@ def _fn(name: str) -> str:
 
 def _body(mode: str, max_gen_toks: int, filter_name: str, n_traces: int) -> str:
     """Everything of a task config but its name and data (inlined in every task file:
-    lm-eval parses each file on every start, and includes cost a parse each)."""
+    lm-eval parses each file on every start, and includes cost a parse each).
+    ``num_fewshot: 0`` makes lm-eval ignore ``--num_fewshot``: the only split is the test
+    split, so shots would be drawn from the questions under evaluation."""
     if mode == "mc":
         return f"""output_type: multiple_choice
 test_split: test
+num_fewshot: 0
 doc_to_text: {_fn("doc_to_text_mc")}
 doc_to_choice: letters
 doc_to_target: gold
@@ -64,6 +67,7 @@ metadata:
 """ for k in range(n_traces)) if mode == "adversarial" else ""
     return f"""output_type: generate_until
 test_split: test
+num_fewshot: 0
 doc_to_text: {_fn("doc_to_text")}
 doc_to_target: answer_idx
 target_delimiter: "\\n\\n"

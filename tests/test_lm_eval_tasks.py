@@ -283,8 +283,9 @@ def test_pattern_lm_exact_accuracy_for_a_task_and_a_group(task_manager, source_r
 
     limit = 20
     lm = PatternLM()
+    # num_fewshot is ignored (num_fewshot: 0 in the YAMLs): the contexts checked below have no shots
     res = lm_eval.simple_evaluate(model=lm, tasks=["medsplit_pubmedqa"], task_manager=task_manager,
-                                  limit=limit, log_samples=True, bootstrap_iters=0)
+                                  limit=limit, log_samples=True, bootstrap_iters=0, num_fewshot=3)
     recs = source_records["pubmedqa"]
     total_correct = total_n = parsed = 0
     for subset in ("reasoning", "knowledge"):
