@@ -366,6 +366,11 @@ def test_trace_mean_and_process_results_directly():
     assert out == {"acc": 1.0, "parsed": 1.0, "acc_trace0": None, "acc_trace1": 1.0, "acc_trace2": None}
     assert lt.process_results(doc, [lt.score_json("Answer: A", doc)])["acc"] == 0.0
     assert lt.trace_mean([None, 1.0, 0.0, None, 1.0]) == pytest.approx(2 / 3)
+    # reasoning models: only the text after </think> counts; an unfinished think is unparsed
+    clean = {**doc, "adversarial": None, "trace_index": None}
+    assert lt.process_results(clean, ["<think>maybe the answer is A</think>\nAnswer: B"]) == {
+        "acc": 1.0, "parsed": 1.0}
+    assert lt.process_results(clean, ["<think>so the answer is B, but"]) == {"acc": 0.0, "parsed": 0.0}
 
 
 # --------------------------------------------------------------------------- registration
