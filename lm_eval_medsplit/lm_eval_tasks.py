@@ -63,8 +63,8 @@ DOC_FIELDS = ("question", "options", "letters", "answer_idx", "gold")
 
 
 class MedsplitTaskError(ValueError):
-    """A task that cannot be built from the chosen source (clear message, no traceback
-    noise from lm-eval internals)."""
+    """A task that cannot be built from the chosen source; the message says what the
+    source has and what to run instead."""
 
 
 def task_yaml_dir() -> str:

@@ -204,7 +204,7 @@ def test_docs_carry_the_sample_contract_and_provenance(task_manager, source_reco
     recs = select(source_records["medqa"], "reasoning")
     assert [d["id"] for d in clean.eval_docs] == [r.id for r in recs]
     d0, r0 = clean.eval_docs[0], recs[0]
-    assert set(METADATA_KEYS) <= set(d0)
+    assert set(METADATA_KEYS) | set(lt.DOC_FIELDS) <= set(d0)
     assert d0["record_hash"] == r0.content_hash() and d0["subset"] == "reasoning"
     assert d0["adversarial"] is None and d0["trace_index"] is None
     assert clean.doc_to_text(d0) == build_prompt(r0, "cot").user_text
