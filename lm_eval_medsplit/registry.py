@@ -9,9 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 HUB_DATASET = "zou-lab/BioMed-R1-Eval"
-#: Pinned revision of the evaluation set on the hub. Override with ``--revision`` /
-#: ``MEDSPLIT_REVISION``; every run records the revision it used.
-HUB_REVISION = "main"  # TODO(pin): replace with the commit sha once the hub is reachable
+#: Revision of the evaluation set on the hub. Override with ``--revision`` /
+#: ``MEDSPLIT_REVISION``. A branch name is resolved to its current commit sha when data
+#: is loaded, and that sha is what the run loads and records. The hub was unreachable
+#: when this package was written, so no sha could be checked in: set it here (a full
+#: 40-character sha) to pin every user of this version to one commit.
+HUB_REVISION = "main"
 HUB_SPLIT = "test"
 
 TRAIN_DATASET = "zou-lab/BioMed-R1-Train"

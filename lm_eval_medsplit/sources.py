@@ -227,12 +227,31 @@ def _load_hub(b: registry.Benchmark, report: LoadReport, *, repo: str,
     if Path(repo).is_dir():
         ds = datasets.load_dataset(str(repo), data_dir=b.config, split=registry.HUB_SPLIT)
     else:
+        revision = resolve_hub_revision(repo, revision)
+        report.revision = revision
         ds = datasets.load_dataset(repo, b.config, split=registry.HUB_SPLIT, revision=revision)
     name = f"{repo}:{b.config}@{revision}" if revision else f"{repo}:{b.config}"
     report.files.append(name)
     rows = ((f"row {i}", row) for i, row in enumerate(ds))
     return list(build_records(rows, file=name, benchmark=b.name, report=report,
                               convert=hub_row_to_record))
+
+
+def resolve_hub_revision(repo: str, revision: str | None) -> str | None:
+    """A branch or tag name resolved to the commit sha it points at now, so a run loads
+    and records one exact commit; a full sha is returned unchanged."""
+    if revision and len(revision) == 40 and all(c in "0123456789abcdef" for c in revision):
+        return revision
+    from huggingface_hub import HfApi
+
+    try:
+        return HfApi().dataset_info(repo, revision=revision).sha or revision
+    except Exception as e:  # noqa: BLE001 - offline / gated: say so and let datasets decide
+        import warnings
+
+        warnings.warn(f"could not resolve {repo}@{revision} to a commit ({type(e).__name__}); "
+                      f"the run records the unresolved revision", stacklevel=3)
+        return revision
 
 
 def _hub_dir_files(d: Path) -> list[Path]:
