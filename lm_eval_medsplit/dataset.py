@@ -46,7 +46,7 @@ class EvalSet:
         return {
             "benchmark": self.benchmark,
             "source": self.source.describe(),
-            "revision": self.source.revision,
+            "revision": self.report.revision or self.source.revision,
             "source_content_hash": self.report.content_hash,
             "content_hash": self.content_hash,
             "labels_from": self.labels_from,
