@@ -241,7 +241,7 @@ def test_train_embedded_small_is_deterministic_and_uses_train_ids_only(medx_trai
     from lm_eval_medsplit.classifier.embedded import DEFAULT_BLOCKS, EmbeddedModel, train_embedded
 
     records, labels = medx_train
-    records, labels = records[:500], labels[:500]
+    records, labels = records[:300], labels[:300]
     texts = classifier_texts(records)
     ids = [r.id for r in records]
     blocks = [b for b in DEFAULT_BLOCKS if b.name != "char"]
@@ -286,14 +286,14 @@ def test_train_cli_embedded_and_errors(raw_dir, split_file, tmp_path, capsys):
     from lm_eval_medsplit.classifier import load_labelled
 
     recs, labels = load_labelled(raw_dir, split=split_file, part="train")
-    rows = [dict(r.to_dict()) for r in recs[:120]]
+    rows = [dict(r.to_dict()) for r in recs[:80]]
     data = _write_jsonl(tmp_path / "labelled.jsonl", rows)
     out = tmp_path / "m.npz"
     assert main(["classifier", "train", "--data", str(data), "--out", str(out), "--folds", "2"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["sha256"] and out.is_file()
     assert main(["classifier", "info", "--model", str(out)]) == 0
-    assert json.loads(capsys.readouterr().out)["n_train"] == 120
+    assert json.loads(capsys.readouterr().out)["n_train"] == 80
     # no labels -> a named error
     bare = _write_jsonl(tmp_path / "bare.jsonl", [{"id": "x", "question": "Q?", "options": ["a", "b"]}])
     assert main(["classifier", "train", "--data", str(bare), "--out", str(tmp_path / "n.npz")]) == 2

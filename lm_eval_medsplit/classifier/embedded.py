@@ -68,7 +68,7 @@ _SENT_RE = re.compile(r"(?<=[.?!:])\s+")
 _WORD_RE = re.compile(r"(?u)\b\w\w+\b")
 _AGE_RE = re.compile(r"\b(\d+|[a-z]+)[- ](year|month|week|day)s?[- ]old\b", re.I)
 _SEX_RE = re.compile(r"\b(man|woman|boy|girl|male|female|patient)\b", re.I)
-_UNITS_RE = re.compile(r"(mg/dl|meq/l|mmol/l|mm ?hg|/min\b|°[cf]|g/dl|u/l|/mm3|µ|μ|iu/l|ng/ml|pg/ml|%)", re.I)
+_UNITS_RE = re.compile(r"(mg/dl|meq/l|mmol/l|mm ?hg|/min\b|°[cf]|g/dl|u/l|/mm3|µ|μ|iu/l|ng/ml|pg/ml|%)")
 _NUM_RE = re.compile(r"\d+(?:\.\d+)?")
 
 
@@ -136,7 +136,7 @@ def dense_features(p: Parts) -> list[float]:
         float(len(_SENT_RE.split(stem))),
         float(bool(_AGE_RE.search(head))),
         float(bool(_SEX_RE.search(head))),
-        math.log1p(len(_UNITS_RE.findall(stem))),
+        math.log1p(len(_UNITS_RE.findall(stem.lower()))),
         math.log1p(len(_NUM_RE.findall(stem))),
         float("|" in stem),
         math.log1p(mean),
@@ -326,9 +326,18 @@ class Vectorizer:
         if a is None:
             if len(self._word_cache) > 200_000:
                 self._word_cache.clear()
-            index = self.index
-            g = (index.get(t) for t in char_wb_ngrams(w, *self.spec.ngram))
-            a = np.fromiter((i for i in g if i is not None), dtype=np.int64)
+            get = self.index.get
+            pw = f" {w} "
+            size = len(pw)
+            ids: list[int] = []
+            lo, hi = self.spec.ngram
+            for n in range(lo, hi + 1):  # as char_wb_ngrams, looked up directly
+                if size <= n:
+                    ids.append(get(pw, -1))
+                    break
+                ids.extend([get(pw[i:i + n], -1) for i in range(size - n + 1)])
+            a = np.array(ids, dtype=np.int64)
+            a = a[a >= 0]
             self._word_cache[w] = a
         return a
 
@@ -338,11 +347,13 @@ class Vectorizer:
         local: dict[str, int] = {}
         wids: list[int] = []
         lens = []
+        setdefault = local.setdefault
         for d in docs:
             ws = d.lower().split()
-            wids.extend(local.setdefault(w, len(local)) for w in ws)
+            wids.extend([setdefault(w, len(local)) for w in ws])
             lens.append(len(ws))
-        arrs = [self._char_word_ids(w) for w in local]
+        word_ids = self._char_word_ids
+        arrs = [word_ids(w) for w in local]
         wl = np.fromiter((len(a) for a in arrs), dtype=np.int64, count=len(arrs))
         indptr = np.concatenate([[0], np.cumsum(wl)])
         ind = np.concatenate(arrs) if arrs else np.zeros(0, dtype=np.int64)
