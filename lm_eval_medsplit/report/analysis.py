@@ -1,0 +1,542 @@
+"""Every number of the report, computed from scored samples.
+
+Input: accepted :class:`~lm_eval_medsplit.samples.SampleRow` objects (one per model,
+benchmark, question and condition, see :mod:`lm_eval_medsplit.report.join`). They are
+packed into a columnar :class:`SampleTable` (numpy arrays of codes) so 150k samples are
+grouped with a few sorts instead of Python loops.
+
+Definitions (the README of the report and the HTML repeat them):
+
+- accuracy: correct / all samples of the group; an unparsed output counts as wrong.
+- parse rate: samples with a parsed letter / all samples.
+- gap: knowledge accuracy minus reasoning accuracy (clean samples; positive when the
+  reasoning questions are harder).
+- macro average: mean of the per-benchmark values; size-weighted: pooled over all
+  samples of the benchmarks (each question counts once).
+- adversarial: per trace index, accuracy on the adversarial samples; "mean" averages
+  each question's adversarial correctness over its traces. The drop is clean minus
+  adversarial accuracy on the questions present in both runs (paired); flips count
+  clean-correct -> adversarial-wrong and the reverse, and the exact McNemar test is done
+  per trace (one adversarial sample per question, so pairs are independent).
+- reasoning vs knowledge drop: the per-question drop (clean minus mean adversarial
+  correctness) averaged on each subset; the difference is reasoning minus knowledge
+  (positive when reasoning questions lose more).
+- intervals: 95% percentile bootstrap (see :mod:`lm_eval_medsplit.report.stats`),
+  stratified by benchmark and subset for averages and gaps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lm_eval_medsplit.registry import BENCHMARKS
+from lm_eval_medsplit.report import stats
+from lm_eval_medsplit.samples import SampleRow
+
+CLEAN = "clean"
+SUBSETS = ("knowledge", "reasoning")
+_SUBSET_CODE = {"knowledge": 0, "reasoning": 1}
+PROB_BINS = tuple(round(x, 2) for x in np.linspace(0.0, 1.0, 11))
+SWEEP_THRESHOLDS = tuple(round(x, 2) for x in np.arange(0.05, 0.951, 0.05))
+ALL = "all"  # benchmark label of pooled (size-weighted) rows
+MACRO = "macro"  # benchmark label of macro-average rows
+
+
+def benchmark_order(names: Iterable[str]) -> list[str]:
+    """Registry order first (by short name), then unknown benchmarks alphabetically."""
+    names = set(names)
+    known = [b.name for b in BENCHMARKS if b.name in names]
+    return known + sorted(names - set(known))
+
+
+@dataclass
+class SampleTable:
+    """Accepted samples as parallel numpy arrays of codes."""
+
+    models: list[str]
+    benchmarks: list[str]
+    conditions: list[str]
+    """``clean`` first, then the adversarial modes."""
+    methods: list[str]
+    model: np.ndarray
+    bench: np.ndarray
+    subset: np.ndarray
+    """0 knowledge, 1 reasoning, -1 unlabelled."""
+    cond: np.ndarray
+    trace: np.ndarray
+    """trace index, -1 for clean samples."""
+    qid: np.ndarray
+    """question code, unique per (benchmark, id)."""
+    correct: np.ndarray
+    parsed: np.ndarray
+    prob: np.ndarray
+    """reasoning_prob, NaN when absent."""
+    method: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.model.size)
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[SampleRow], models: Sequence[str] | None = None) -> SampleTable:
+        model_names = list(models) if models is not None else sorted({r.model for r in rows})
+        mcode = {m: i for i, m in enumerate(model_names)}
+        benches = benchmark_order({r.benchmark for r in rows})
+        bcode = {b: i for i, b in enumerate(benches)}
+        modes = sorted({r.adversarial for r in rows if r.adversarial})
+        conditions = [CLEAN] + modes
+        ccode = {c: i for i, c in enumerate(conditions)}
+        methods: dict[str, int] = {}
+        qcode: dict[tuple[str, str], int] = {}
+        n = len(rows)
+        model = np.empty(n, np.int32)
+        bench = np.empty(n, np.int32)
+        subset = np.empty(n, np.int8)
+        cond = np.empty(n, np.int16)
+        trace = np.empty(n, np.int16)
+        qid = np.empty(n, np.int64)
+        correct = np.empty(n, bool)
+        parsed = np.empty(n, bool)
+        prob = np.empty(n, float)
+        method = np.empty(n, np.int16)
+        nan = math.nan
+        for i, r in enumerate(rows):
+            model[i] = mcode[r.model]
+            bench[i] = bcode[r.benchmark]
+            subset[i] = _SUBSET_CODE.get(r.subset, -1)  # type: ignore[arg-type]
+            cond[i] = ccode[r.adversarial or CLEAN]
+            trace[i] = -1 if not r.adversarial else (r.trace_index if r.trace_index is not None else 0)
+            qid[i] = qcode.setdefault((r.benchmark, r.id), len(qcode))
+            correct[i] = r.outcome == "correct"
+            parsed[i] = r.outcome != "unparsed"
+            prob[i] = nan if r.reasoning_prob is None else r.reasoning_prob
+            method[i] = methods.setdefault(r.method or "none", len(methods))
+        return cls(model_names, benches, conditions, list(methods), model, bench, subset,
+                   cond, trace, qid, correct, parsed, prob, method)
+
+
+def _groups(*keys: np.ndarray) -> dict[tuple[int, ...], np.ndarray]:
+    """Index arrays of the rows of each distinct key tuple."""
+    if not keys or keys[0].size == 0:
+        return {}
+    order = np.lexsort(keys[::-1])
+    stacked = np.stack([k[order] for k in keys], axis=1)
+    change = np.any(stacked[1:] != stacked[:-1], axis=1)
+    starts = np.concatenate([[0], np.nonzero(change)[0] + 1])
+    bounds = np.append(starts, order.size)
+    return {tuple(int(x) for x in stacked[s]): order[s:e] for s, e in zip(bounds[:-1], bounds[1:])}
+
+
+def _r(x: float | None, nd: int = 6) -> float | None:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return None
+    return round(float(x), nd)
+
+
+def _ci(draws: np.ndarray) -> tuple[float | None, float | None]:
+    lo, hi = stats.interval(draws)
+    return _r(lo), _r(hi)
+
+
+@dataclass
+class ReportData:
+    """Tidy tables (lists of dicts with stable keys) behind every output format."""
+
+    models: list[str]
+    benchmarks: list[str]
+    conditions: list[str]
+    accuracy: list[dict[str, Any]] = field(default_factory=list)
+    gaps: list[dict[str, Any]] = field(default_factory=list)
+    adversarial: list[dict[str, Any]] = field(default_factory=list)
+    adversarial_subsets: list[dict[str, Any]] = field(default_factory=list)
+    prob_bins: list[dict[str, Any]] = field(default_factory=list)
+    threshold_sweep: list[dict[str, Any]] = field(default_factory=list)
+    parse: list[dict[str, Any]] = field(default_factory=list)
+    gallery: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    flagged: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    TABLES = ("accuracy", "gaps", "adversarial", "adversarial_subsets", "prob_bins",
+              "threshold_sweep", "parse", "runs", "flagged", "gallery")
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"settings": self.settings, "models": self.models,
+                             "benchmarks": self.benchmarks, "conditions": self.conditions}
+        for name in self.TABLES:
+            d[name] = getattr(self, name)
+        d["notes"] = self.notes
+        return d
+
+
+class Analyser:
+    """Computes :class:`ReportData` from a :class:`SampleTable`."""
+
+    def __init__(self, table: SampleTable, *, b: int = stats.DEFAULT_B,
+                 seed: int = stats.DEFAULT_SEED):
+        self.t = table
+        self.b = b
+        self.seed = seed
+        # draws kept for averages: (model, bench, subset) -> draws of clean accuracy
+        self._acc_draws: dict[tuple[int, int, int], np.ndarray] = {}
+        self._acc_n: dict[tuple[int, int, int], tuple[int, int]] = {}
+
+    def rng(self, *key: Any) -> np.random.Generator:
+        return stats.rng_for("|".join(str(k) for k in key), self.seed)
+
+    # ------------------------------------------------------------------ run all
+    def run(self) -> ReportData:
+        t = self.t
+        data = ReportData(list(t.models), list(t.benchmarks), list(t.conditions),
+                          settings={"bootstrap_replicates": self.b, "seed": self.seed,
+                                    "confidence": stats.CONFIDENCE,
+                                    "gap": "knowledge accuracy - reasoning accuracy",
+                                    "drop": "clean accuracy - adversarial accuracy (paired)",
+                                    "drop_difference": "reasoning drop - knowledge drop"})
+        self.accuracy(data)
+        self.gaps(data)
+        self.adversarial(data)
+        self.prob_curves(data)
+        self.parse(data)
+        return data
+
+    # ------------------------------------------------------------------ accuracy
+    def accuracy(self, data: ReportData) -> None:
+        t = self.t
+        for cond_i, cond in enumerate(t.conditions):
+            sel = t.cond == cond_i
+            if not sel.any():
+                continue
+            idx_all = np.nonzero(sel)[0]
+            g = _groups(t.model[idx_all], t.bench[idx_all], t.subset[idx_all])
+            per_mb: dict[tuple[int, int], list[np.ndarray]] = {}
+            for (m, bq, s), rows in sorted(g.items()):
+                rows = idx_all[rows]
+                per_mb.setdefault((m, bq), []).append(rows)
+                if s < 0:
+                    continue
+                data.accuracy.append(self._acc_row(m, bq, SUBSETS[s], cond, rows, keep=cond == CLEAN, s=s))
+            for (m, bq), parts in sorted(per_mb.items()):
+                rows = np.concatenate(parts)
+                data.accuracy.append(self._acc_row(m, bq, "all", cond, rows, keep=False, s=None))
+
+    def _acc_row(self, m: int, bq: int, subset: str, cond: str, rows: np.ndarray, *,
+                 keep: bool, s: int | None) -> dict[str, Any]:
+        t = self.t
+        n = int(rows.size)
+        k = int(t.correct[rows].sum())
+        p = int(t.parsed[rows].sum())
+        rng = self.rng("acc", t.models[m], t.benchmarks[bq], subset, cond)
+        if cond != CLEAN:
+            # adversarial samples of one question are several traces: resample questions
+            draws = stats.bootstrap_means(_per_question_mean(t.qid[rows], t.correct[rows]), rng, self.b)
+        else:
+            draws = stats.bootstrap_proportion(k, n, rng, self.b)
+        if keep and s is not None:
+            self._acc_draws[(m, bq, s)] = draws
+            self._acc_n[(m, bq, s)] = (k, n)
+        lo, hi = _ci(draws)
+        return {"model": t.models[m], "benchmark": t.benchmarks[bq], "condition": cond,
+                "subset": subset, "n": n, "correct": k, "parsed": p,
+                "accuracy": _r(k / n), "ci_low": lo, "ci_high": hi,
+                "parse_rate": _r(p / n)}
+
+    # ------------------------------------------------------------------ gaps
+    def gaps(self, data: ReportData) -> None:
+        t = self.t
+        parsed_by = _parse_counts(t, CLEAN)
+        for m, model in enumerate(t.models):
+            ks: dict[int, list[int]] = {0: [], 1: []}
+            for bq, bench in enumerate(t.benchmarks):
+                if (m, bq, 0) not in self._acc_n and (m, bq, 1) not in self._acc_n:
+                    continue
+                row = {"model": model, "benchmark": bench, "level": "benchmark"}
+                est: dict[int, float] = {}
+                draws: dict[int, np.ndarray] = {}
+                for s in (0, 1):
+                    if (m, bq, s) in self._acc_n:
+                        ks[s].append(bq)
+                        k, n = self._acc_n[(m, bq, s)]
+                        est[s], draws[s] = k / n, self._acc_draws[(m, bq, s)]
+                        row.update(_subset_cols(SUBSETS[s], est[s], n, draws[s]))
+                    else:
+                        row.update(_subset_cols(SUBSETS[s], None, 0, None))
+                row.update(_gap_cols(draws, est))
+                pn, pp = parsed_by.get((m, bq), (0, 0))
+                row["n"] = pn
+                row["parse_rate"] = _r(pp / pn) if pn else None
+                data.gaps.append(row)
+            if not ks[0] and not ks[1]:
+                continue
+            used = sorted(set(ks[0]) | set(ks[1]))
+            pcounts = [parsed_by.get((m, bq), (0, 0)) for bq in used]
+            # macro: mean over benchmarks; weighted: pooled over samples (stratified draws)
+            for level in (MACRO, ALL):
+                row = {"model": model, "benchmark": level,
+                       "level": "macro" if level == MACRO else "weighted"}
+                est, draws = {}, {}
+                for s in (0, 1):
+                    if not ks[s]:
+                        row.update(_subset_cols(SUBSETS[s], None, 0, None))
+                        row[f"{SUBSETS[s]}_benchmarks"] = 0
+                        continue
+                    counts = np.array([self._acc_n[(m, bq, s)] for bq in ks[s]], float)
+                    mats = np.stack([self._acc_draws[(m, bq, s)] for bq in ks[s]])
+                    if level == MACRO:
+                        est[s] = float(np.mean(counts[:, 0] / counts[:, 1]))
+                        draws[s] = mats.mean(axis=0)
+                    else:
+                        est[s] = float(counts[:, 0].sum() / counts[:, 1].sum())
+                        draws[s] = (mats * counts[:, 1:2]).sum(axis=0) / counts[:, 1].sum()
+                    row.update(_subset_cols(SUBSETS[s], est[s], int(counts[:, 1].sum()), draws[s]))
+                    row[f"{SUBSETS[s]}_benchmarks"] = len(ks[s])
+                row.update(_gap_cols(draws, est))
+                row["n"] = int(sum(n for n, _ in pcounts))
+                if level == MACRO:
+                    rates = [p / n for n, p in pcounts if n]
+                    row["parse_rate"] = _r(float(np.mean(rates))) if rates else None
+                else:
+                    row["parse_rate"] = _r(sum(p for _, p in pcounts) / row["n"]) if row["n"] else None
+                data.gaps.append(row)
+
+    # ------------------------------------------------------------------ adversarial
+    def adversarial(self, data: ReportData) -> None:
+        t = self.t
+        n_q = int(t.qid.max()) + 1 if t.n else 0
+        clean_sel = t.cond == 0
+        for m, model in enumerate(t.models):
+            # clean correctness per question (-1 = no clean sample)
+            clean = np.full(n_q, -1, np.int8)
+            cm = clean_sel & (t.model == m)
+            clean[t.qid[cm]] = t.correct[cm]
+            for ci in range(1, len(t.conditions)):
+                mode = t.conditions[ci]
+                sel = np.nonzero((t.cond == ci) & (t.model == m))[0]
+                if sel.size == 0:
+                    continue
+                pooled: dict[Any, list[dict[str, np.ndarray]]] = {}
+                bench_rows: list[dict[str, Any]] = []
+                for (bq,), rows in sorted(_groups(t.bench[sel]).items()):
+                    rows = sel[rows]
+                    parts = self._adv_parts(rows, clean)
+                    pooled.setdefault("parts", []).append(parts)
+                    bench_rows += self._adv_rows(model, t.benchmarks[bq], "benchmark", mode, [parts])
+                    data.adversarial_subsets.append(
+                        self._adv_subset_row(model, t.benchmarks[bq], "benchmark", mode, [parts]))
+                data.adversarial.extend(bench_rows)
+                allparts = pooled["parts"]
+                data.adversarial.extend(self._adv_macro(model, mode, bench_rows))
+                data.adversarial.extend(self._adv_rows(model, ALL, "weighted", mode, allparts))
+                data.adversarial_subsets.append(
+                    self._adv_subset_row(model, ALL, "weighted", mode, allparts))
+
+    def _adv_parts(self, rows: np.ndarray, clean: np.ndarray) -> dict[str, np.ndarray]:
+        t = self.t
+        return {"qid": t.qid[rows], "trace": t.trace[rows], "correct": t.correct[rows],
+                "parsed": t.parsed[rows], "clean": clean[t.qid[rows]], "subset": t.subset[rows],
+                "bench": t.bench[rows]}
+
+    def _adv_rows(self, model: str, bench: str, level: str, mode: str,
+                  parts: list[dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+        t = self.t
+        p = {k: np.concatenate([x[k] for x in parts]) for k in parts[0]}
+        # questions are distinct across benchmarks: qid is global
+        out = []
+        traces = sorted(int(x) for x in np.unique(p["trace"]))
+        for tr in traces + ["mean"]:
+            sel = np.ones(p["qid"].size, bool) if tr == "mean" else p["trace"] == tr
+            q, corr, cl, pars = p["qid"][sel], p["correct"][sel], p["clean"][sel], p["parsed"][sel]
+            n = int(q.size)
+            qv = _per_question_mean(q, corr)
+            nq = int(qv.size)
+            rng = self.rng("adv", model, bench, mode, tr)
+            acc = qv.mean() if n else None
+            acc_draws = stats.bootstrap_means(qv, rng, self.b)
+            paired = cl >= 0
+            npair = int(paired.sum())
+            row: dict[str, Any] = {
+                "model": model, "benchmark": bench, "level": level, "mode": mode,
+                "trace": str(tr), "n": n, "questions": nq,
+                "accuracy": _r(acc), **dict(zip(("ci_low", "ci_high"), _ci(acc_draws))),
+                "parse_rate": _r(pars.mean()) if n else None,
+                "paired": npair,
+            }
+            if npair:
+                qp, cp, clp = q[paired], corr[paired].astype(float), cl[paired].astype(float)
+                drop_q = _per_question_mean(qp, clp - cp)
+                clean_acc = float(_per_question_mean(qp, clp).mean())
+                adv_acc = float(_per_question_mean(qp, cp).mean())
+                d = stats.bootstrap_means(drop_q, rng, self.b)
+                c2w = int(((clp == 1) & (cp == 0)).sum())
+                w2c = int(((clp == 0) & (cp == 1)).sum())
+                row.update({"clean_accuracy": _r(clean_acc), "paired_accuracy": _r(adv_acc),
+                            "drop": _r(clean_acc - adv_acc),
+                            **dict(zip(("drop_ci_low", "drop_ci_high"), _ci(d))),
+                            "correct_to_wrong": c2w, "wrong_to_correct": w2c,
+                            "mcnemar_p": None if tr == "mean" else _r(stats.mcnemar_exact(c2w, w2c), 10)})
+            else:
+                row.update({"clean_accuracy": None, "paired_accuracy": None, "drop": None,
+                            "drop_ci_low": None, "drop_ci_high": None,
+                            "correct_to_wrong": None, "wrong_to_correct": None, "mcnemar_p": None})
+            out.append(row)
+        return out
+
+    def _adv_macro(self, model: str, mode: str, bench_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for tr in dict.fromkeys(r["trace"] for r in bench_rows):
+            rows = [r for r in bench_rows if r["trace"] == tr]
+            accs = [r["accuracy"] for r in rows if r["accuracy"] is not None]
+            drops = [r["drop"] for r in rows if r["drop"] is not None]
+            out.append({"model": model, "benchmark": MACRO, "level": "macro", "mode": mode,
+                        "trace": tr, "n": sum(r["n"] for r in rows),
+                        "questions": sum(r["questions"] for r in rows),
+                        "accuracy": _r(np.mean(accs)) if accs else None,
+                        "ci_low": None, "ci_high": None,
+                        "parse_rate": _r(np.mean([r["parse_rate"] for r in rows])) if rows else None,
+                        "paired": sum(r["paired"] for r in rows),
+                        "clean_accuracy": _r(np.mean([r["clean_accuracy"] for r in rows if r["drop"] is not None])) if drops else None,
+                        "paired_accuracy": _r(np.mean([r["paired_accuracy"] for r in rows if r["drop"] is not None])) if drops else None,
+                        "drop": _r(np.mean(drops)) if drops else None,
+                        "drop_ci_low": None, "drop_ci_high": None,
+                        "correct_to_wrong": sum(r["correct_to_wrong"] or 0 for r in rows) if drops else None,
+                        "wrong_to_correct": sum(r["wrong_to_correct"] or 0 for r in rows) if drops else None,
+                        "mcnemar_p": None, "benchmarks": len(drops)})
+        return out
+
+    def _adv_subset_row(self, model: str, bench: str, level: str, mode: str,
+                        parts: list[dict[str, np.ndarray]]) -> dict[str, Any]:
+        p = {k: np.concatenate([x[k] for x in parts]) for k in parts[0]}
+        paired = p["clean"] >= 0
+        row: dict[str, Any] = {"model": model, "benchmark": bench, "level": level, "mode": mode}
+        draws = {}
+        for s, name in enumerate(SUBSETS):
+            sel = paired & (p["subset"] == s)
+            q = p["qid"][sel]
+            drop_q = _per_question_mean(q, p["clean"][sel].astype(float) - p["correct"][sel])
+            d = stats.bootstrap_means(drop_q, self.rng("advsub", model, bench, mode, name), self.b)
+            draws[s] = d
+            lo, hi = _ci(d)
+            row.update({f"{name}_questions": int(drop_q.size),
+                        f"{name}_drop": _r(drop_q.mean()) if drop_q.size else None,
+                        f"{name}_drop_ci_low": lo, f"{name}_drop_ci_high": hi})
+        if row["reasoning_drop"] is not None and row["knowledge_drop"] is not None:
+            diff = row["reasoning_drop"] - row["knowledge_drop"]
+            lo, hi = _ci(draws[1] - draws[0])
+            row.update({"difference": _r(diff), "difference_ci_low": lo, "difference_ci_high": hi,
+                        "larger_drop": "reasoning" if diff > 0 else "knowledge" if diff < 0 else "equal"})
+        else:
+            row.update({"difference": None, "difference_ci_low": None, "difference_ci_high": None,
+                        "larger_drop": None})
+        return row
+
+    # ------------------------------------------------------------------ reasoning_prob
+    def prob_curves(self, data: ReportData) -> None:
+        t = self.t
+        base = (t.cond == 0) & ~np.isnan(t.prob)
+        if not base.any():
+            if t.n:
+                data.notes.append("no reasoning_prob in the samples: accuracy-vs-probability "
+                                  "curves and the threshold sweep are omitted")
+            return
+        edges = np.array(PROB_BINS)
+        for m, model in enumerate(t.models):
+            sel_m = base & (t.model == m)
+            if not sel_m.any():
+                continue
+            scopes = [(ALL, sel_m)] + [(t.benchmarks[bq], sel_m & (t.bench == bq))
+                                       for bq in range(len(t.benchmarks))]
+            for bench, sel in scopes:
+                if not sel.any():
+                    continue
+                pr, corr = t.prob[sel], t.correct[sel]
+                b = np.clip(np.searchsorted(edges, pr, side="right") - 1, 0, len(edges) - 2)
+                for i in range(len(edges) - 1):
+                    inb = b == i
+                    n = int(inb.sum())
+                    if not n:
+                        continue
+                    k = int(corr[inb].sum())
+                    lo, hi = _ci(stats.bootstrap_proportion(k, n, self.rng("bin", model, bench, i), self.b))
+                    data.prob_bins.append({"model": model, "benchmark": bench,
+                                           "bin_low": float(edges[i]), "bin_high": float(edges[i + 1]),
+                                           "n": n, "correct": k, "accuracy": _r(k / n),
+                                           "ci_low": lo, "ci_high": hi})
+                if bench != ALL:
+                    continue
+                for th in SWEEP_THRESHOLDS:
+                    r = pr >= th
+                    nr, nk = int(r.sum()), int((~r).sum())
+                    kr, kk = int(corr[r].sum()), int(corr[~r].sum())
+                    row = {"model": model, "benchmark": bench, "threshold": th,
+                           "reasoning_n": nr, "knowledge_n": nk,
+                           "reasoning_accuracy": _r(kr / nr) if nr else None,
+                           "knowledge_accuracy": _r(kk / nk) if nk else None}
+                    if nr and nk:
+                        rng = self.rng("sweep", model, th)
+                        d = (stats.bootstrap_proportion(kk, nk, rng, self.b)
+                             - stats.bootstrap_proportion(kr, nr, rng, self.b))
+                        lo, hi = _ci(d)
+                        row.update({"gap": _r(kk / nk - kr / nr), "gap_ci_low": lo, "gap_ci_high": hi})
+                    else:
+                        row.update({"gap": None, "gap_ci_low": None, "gap_ci_high": None})
+                    data.threshold_sweep.append(row)
+
+    # ------------------------------------------------------------------ parsing
+    def parse(self, data: ReportData) -> None:
+        t = self.t
+        for (m, bq, c), rows in sorted(_groups(t.model, t.bench, t.cond).items()):
+            counts = np.bincount(t.method[rows], minlength=len(t.methods))
+            n = int(rows.size)
+            p = int(t.parsed[rows].sum())
+            data.parse.append({"model": t.models[m], "benchmark": t.benchmarks[bq],
+                               "condition": t.conditions[c], "n": n, "parsed": p,
+                               "unparsed": n - p, "parse_rate": _r(p / n),
+                               "methods": {t.methods[i]: int(v) for i, v in enumerate(counts) if v}})
+
+
+def _parse_counts(t: SampleTable, cond: str) -> dict[tuple[int, int], tuple[int, int]]:
+    ci = t.conditions.index(cond) if cond in t.conditions else -1
+    sel = np.nonzero(t.cond == ci)[0]
+    out = {}
+    for (m, bq), rows in _groups(t.model[sel], t.bench[sel]).items():
+        rows = sel[rows]
+        out[(m, bq)] = (int(rows.size), int(t.parsed[rows].sum()))
+    return out
+
+
+def _per_question_mean(qid: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` per distinct question (one value per question)."""
+    if qid.size == 0:
+        return np.zeros(0)
+    uq, inv = np.unique(qid, return_inverse=True)
+    if uq.size == qid.size:
+        return np.asarray(values, float)
+    sums = np.bincount(inv, weights=np.asarray(values, float), minlength=uq.size)
+    cnt = np.bincount(inv, minlength=uq.size)
+    return sums / cnt
+
+
+def _subset_cols(name: str, acc: float | None, n: int, draws: np.ndarray | None) -> dict[str, Any]:
+    lo, hi = _ci(draws) if draws is not None else (None, None)
+    return {f"{name}_n": n, f"{name}_accuracy": _r(acc), f"{name}_ci_low": lo, f"{name}_ci_high": hi}
+
+
+def _gap_cols(draws: dict[int, np.ndarray], est: dict[int, float]) -> dict[str, Any]:
+    """Knowledge minus reasoning, with the interval of the paired draws."""
+    if 0 not in est or 1 not in est:
+        return {"gap": None, "gap_ci_low": None, "gap_ci_high": None}
+    lo, hi = _ci(draws[0] - draws[1])
+    return {"gap": _r(est[0] - est[1]), "gap_ci_low": lo, "gap_ci_high": hi}
+
+
+def analyse(rows: Sequence[SampleRow], *, b: int = stats.DEFAULT_B, seed: int = stats.DEFAULT_SEED,
+            models: Sequence[str] | None = None) -> ReportData:
+    """All numbers of the report for accepted sample rows."""
+    table = SampleTable.from_rows(rows, models)
+    return Analyser(table, b=b, seed=seed).run()

@@ -1,0 +1,530 @@
+"""Read lm-eval output directories and Inspect logs into :class:`SampleRow` objects.
+
+lm-eval (``lm_eval ... --output_path OUT --log_samples``) writes, per model,
+``OUT/<model_sanitized>/results_<date>.json`` and one
+``samples_<task>_<date>.jsonl`` per task with the same ``<date>``. Each logged sample's
+``doc`` carries :func:`lm_eval_medsplit.samples.sample_metadata` (flat, or nested under a
+key) and the scoring core's ``pred`` / ``method`` / ``outcome`` are logged per sample
+(top level, or inside the doc); where they are absent the report re-scores the logged
+response with :func:`lm_eval_medsplit.scoring.score` (and says so). Run provenance
+(source, revision, eval-set content hash) is read from ``configs[task]["metadata"]``.
+
+Inspect (``inspect eval lm_eval_medsplit/...``) writes ``.eval`` logs; each sample's
+``metadata`` carries the same contract, its score's metadata the scoring fields, and
+the task metadata (``eval.metadata``) the provenance.
+
+Every problem is an :class:`InputError` naming the file (and line); a file or task that
+is not a medsplit run is listed in :attr:`ReadResult.skipped` with the reason, never
+dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lm_eval_medsplit.samples import SampleRow
+
+LM_EVAL = "lm-eval"
+INSPECT = "inspect"
+_RESULTS_RE = re.compile(r"^results_(?P<date>.+)\.json$")
+_OUTCOMES = ("correct", "incorrect", "unparsed")
+#: Method of log-likelihood (``_mc``) samples; their model is reported as ``"<model> (loglikelihood)"``.
+LOGLIKELIHOOD = "loglikelihood"
+
+
+class InputError(ValueError):
+    """An input that cannot be read (unreadable, partial, not what it claims to be)."""
+
+    def __init__(self, path: str | Path, message: str):
+        self.path = str(path)
+        super().__init__(f"{path}: {message}")
+
+
+@dataclass
+class Run:
+    """The scored samples of one input file (an lm-eval results file with its sample
+    files, or one Inspect log)."""
+
+    path: str
+    harness: str
+    model: str
+    tasks: list[str]
+    rows: list[SampleRow]
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """benchmark -> run provenance (``content_hash``, ``revision``, ``source``...)."""
+    created: str | None = None
+    notes: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReadResult:
+    runs: list[Run] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """(path, reason) of inputs that are not medsplit runs."""
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def read_inputs(paths: Iterable[str | Path], *, allow_partial: bool = False,
+                keep_outputs: str = "unparsed") -> ReadResult:
+    """Read every lm-eval results file and Inspect log found in ``paths`` (files or
+    directories, searched recursively)."""
+    result = ReadResult()
+    seen: set[Path] = set()
+    for p in paths:
+        p = Path(p)
+        if not p.exists():
+            raise InputError(p, "no such file or directory")
+        for kind, f in _discover(p, result):
+            f = f.resolve()
+            if f in seen:
+                continue
+            seen.add(f)
+            if kind == LM_EVAL:
+                run = read_lm_eval_results(f, allow_partial=allow_partial, keep_outputs=keep_outputs)
+            else:
+                run = read_inspect_log(f, allow_partial=allow_partial, keep_outputs=keep_outputs)
+            if run.rows:
+                result.runs.append(run)
+            else:
+                result.skipped.append((str(f), "; ".join(run.notes) or "no medsplit samples"))
+    if not result.runs and not result.skipped:
+        raise InputError(", ".join(str(p) for p in paths),
+                         "no lm-eval results_*.json or Inspect .eval log found")
+    return result
+
+
+def _discover(p: Path, result: ReadResult) -> list[tuple[str, Path]]:
+    if p.is_file():
+        kind = _kind(p)
+        if kind is None:
+            raise InputError(p, "not an lm-eval results_*.json file or an Inspect .eval/.json log")
+        return [(kind, p)]
+    out = []
+    for f in sorted(p.rglob("*")):
+        if not f.is_file() or any(part.startswith(".") for part in f.relative_to(p).parts):
+            continue
+        if f.suffix == ".eval" or _RESULTS_RE.match(f.name):
+            out.append((INSPECT if f.suffix == ".eval" else LM_EVAL, f))
+        elif f.name.startswith("samples_") and f.suffix == ".jsonl":
+            continue  # read with its results file
+        elif f.suffix == ".json" and f.name != "logs.json" and _kind(f) == INSPECT:
+            out.append((INSPECT, f))
+        elif f.suffix in (".json", ".jsonl"):
+            result.skipped.append((str(f), "not an lm-eval results file or an Inspect log"))
+    return out
+
+
+def _kind(f: Path) -> str | None:
+    if f.suffix == ".eval":
+        return INSPECT
+    if _RESULTS_RE.match(f.name):
+        return LM_EVAL
+    if f.suffix == ".json":
+        try:
+            with open(f, "rb") as fh:
+                head = fh.read(4096).decode("utf-8", "replace")
+        except OSError as e:
+            raise InputError(f, f"cannot read ({e.strerror})") from None
+        if '"eval"' in head and '"status"' in head or head.lstrip().startswith('{\n  "version"'):
+            return INSPECT
+        if '"results"' in head and '"configs"' in head:
+            return LM_EVAL
+    return None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def find_metadata(obj: Any, depth: int = 0) -> dict[str, Any] | None:
+    """The :func:`sample_metadata` dict inside a logged doc (flat or nested)."""
+    if not isinstance(obj, Mapping) or depth > 3:
+        return None
+    if "record_hash" in obj and "id" in obj and "benchmark" in obj:
+        return dict(obj)
+    for v in obj.values():
+        if isinstance(v, Mapping):
+            found = find_metadata(v, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+_PROV_KEYS = ("content_hash", "revision", "source", "source_content_hash", "labels_from",
+              "traces_from", "n_records", "package_version")
+
+
+def find_provenance(obj: Any, default_benchmark: str | None = None,
+                    out: dict[str, dict[str, Any]] | None = None, depth: int = 0) -> dict[str, dict[str, Any]]:
+    """benchmark -> provenance, from every mapping with a ``content_hash`` found in
+    ``obj`` (a ``benchmark`` key, or the nearest enclosing one, names the benchmark).
+    ``{"content_hashes": {benchmark: hash}}`` maps are understood too."""
+    out = {} if out is None else out
+    if depth > 6:
+        return out
+    if isinstance(obj, list):
+        for v in obj:
+            find_provenance(v, default_benchmark, out, depth + 1)
+        return out
+    if not isinstance(obj, Mapping):
+        return out
+    bench = obj.get("benchmark") if isinstance(obj.get("benchmark"), str) else default_benchmark
+    if isinstance(obj.get("content_hash"), str) and bench:
+        entry = out.setdefault(bench, {})
+        for k in _PROV_KEYS:
+            if k in obj:
+                entry.setdefault(k, obj[k])
+    hashes = obj.get("content_hashes")
+    if isinstance(hashes, Mapping):
+        for b, h in hashes.items():
+            if isinstance(h, str):
+                entry = out.setdefault(str(b), {})
+                entry.setdefault("content_hash", h)
+                for k in ("revision", "source"):
+                    if k in obj:
+                        entry.setdefault(k, obj[k])
+    for v in obj.values():
+        if isinstance(v, (Mapping, list)):
+            find_provenance(v, bench, out, depth + 1)
+    return out
+
+
+def _outcome_fields(*places: Any) -> dict[str, Any] | None:
+    """pred / method / outcome from the first mapping that has an ``outcome``."""
+    for p in places:
+        if isinstance(p, Mapping):
+            oc = p.get("outcome")
+            if isinstance(oc, str) and oc in _OUTCOMES:
+                return {"pred": p.get("pred"), "method": p.get("method"), "outcome": oc}
+            for v in p.values():
+                if isinstance(v, Mapping) and isinstance(v.get("outcome"), str) and v["outcome"] in _OUTCOMES:
+                    return {"pred": v.get("pred"), "method": v.get("method"), "outcome": v["outcome"]}
+    return None
+
+
+def _rescore(text: str | None, doc: Mapping[str, Any], target: Any) -> dict[str, Any] | None:
+    from lm_eval_medsplit.schema import RowError, coerce_options
+    from lm_eval_medsplit.scoring import score
+
+    options = doc.get("options")
+    gold = doc.get("answer_idx") or (target if isinstance(target, str) else None)
+    if options is None or not gold:
+        return None
+    try:
+        opts = coerce_options(options)
+    except RowError:
+        return None
+    gold = str(gold).strip().upper()
+    if gold not in opts:
+        return None
+    s = score(text, opts, gold)
+    return {"pred": s.pred, "method": s.method, "outcome": s.outcome.value}
+
+
+def _first_text(x: Any) -> str | None:
+    while isinstance(x, list) and x:
+        x = x[0]
+    return x if isinstance(x, str) else None
+
+
+def _row(meta: Mapping[str, Any], *, model: str, harness: str, task: str,
+         fields: Mapping[str, Any], output: str | None, keep_outputs: str,
+         prov: Mapping[str, Any] | None) -> SampleRow:
+    adv = meta.get("adversarial") or None
+    ti = meta.get("trace_index")
+    prob = meta.get("reasoning_prob")
+    keep = keep_outputs == "all" or (keep_outputs == "unparsed" and fields["outcome"] == "unparsed")
+    return SampleRow(
+        model=model, harness=harness, task=task, benchmark=str(meta["benchmark"]),
+        id=str(meta["id"]), subset=meta.get("subset"),
+        reasoning_prob=None if prob is None else float(prob),
+        record_hash=meta.get("record_hash"), adversarial=adv,
+        trace_index=None if (ti is None or not adv) else int(ti),
+        pred=fields.get("pred"), method=fields.get("method"), outcome=fields["outcome"],
+        output=output if keep else None,
+        content_hash=(prov or {}).get("content_hash") or meta.get("content_hash"),
+        revision=(prov or {}).get("revision") or meta.get("revision"),
+    )
+
+
+# --------------------------------------------------------------------------- lm-eval
+
+
+def read_lm_eval_results(path: str | Path, *, allow_partial: bool = False,
+                         keep_outputs: str = "unparsed") -> Run:
+    """One lm-eval ``results_<date>.json`` and its ``samples_<task>_<date>.jsonl`` files."""
+    path = Path(path)
+    try:
+        res = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(path, f"cannot read ({e})") from None
+    except json.JSONDecodeError as e:
+        raise InputError(path, f"not valid JSON ({e.msg} at line {e.lineno}); a partial write?") from None
+    if not isinstance(res, dict) or "configs" not in res:
+        raise InputError(path, "not an lm-eval results file (no 'configs')")
+    m = _RESULTS_RE.match(path.name)
+    date = m.group("date") if m else None
+    model = (res.get("model_name") or (res.get("config") or {}).get("model_name")
+             or _model_from_args(res.get("config") or {}) or path.parent.name)
+    run = Run(str(path), LM_EVAL, str(model), [], [], created=date, files=[str(path)])
+    n_samples = res.get("n-samples") or {}
+    for task, cfg in sorted((res.get("configs") or {}).items()):
+        sfile = path.parent / f"samples_{task}_{date}.jsonl" if date else None
+        if sfile is None or not sfile.is_file():
+            # a results file without per-sample logs cannot be split by subset
+            if _is_medsplit_task(task, cfg):
+                raise InputError(path, f"task {task!r}: per-sample file {sfile.name if sfile else 'samples_' + task + '_*.jsonl'} "
+                                       f"not found next to it (run lm_eval with --log_samples)")
+            run.notes.append(f"task {task}: not a medsplit task, ignored")
+            continue
+        task_prov = find_provenance((cfg or {}).get("metadata") or {})
+        rows, n_lines, rescored = _read_lm_eval_samples(sfile, task, run.model, task_prov, keep_outputs)
+        run.files.append(str(sfile))
+        if not rows:
+            run.notes.append(f"task {task}: no medsplit metadata in its samples, ignored")
+            continue
+        expected = (n_samples.get(task) or {}).get("effective")
+        original = (n_samples.get(task) or {}).get("original")
+        if expected is not None and n_lines != expected and not allow_partial:
+            raise InputError(sfile, f"{n_lines} sample line(s) but the results file reports "
+                                    f"{expected} for task {task!r}: partial or truncated log "
+                                    f"(use --allow-partial to include it anyway)")
+        if original is not None and expected is not None and expected < original:
+            msg = (f"task {task!r} was run on {expected} of {original} documents "
+                   f"(--limit); its numbers cover those only")
+            if not allow_partial:
+                raise InputError(path, msg + " (use --allow-partial to include it)")
+            run.notes.append(msg)
+        if rescored:
+            run.notes.append(f"task {task}: {rescored} sample(s) carried no scoring fields and "
+                             f"were re-scored from the logged response with lm_eval_medsplit.scoring")
+        run.tasks.append(task)
+        run.rows.extend(rows)
+        for bench, p in task_prov.items():
+            run.provenance.setdefault(bench, p)
+        for r in rows:
+            if r.benchmark not in run.provenance and r.content_hash:
+                run.provenance[r.benchmark] = {"content_hash": r.content_hash, "revision": r.revision}
+    return run
+
+
+def _model_from_args(config: Mapping[str, Any]) -> str | None:
+    args = config.get("model_args")
+    if isinstance(args, Mapping):
+        for k in ("pretrained", "model", "path"):
+            if k in args:
+                return str(args[k])
+    if isinstance(args, str):
+        for part in args.split(","):
+            k, _, v = part.partition("=")
+            if k.strip() in ("pretrained", "model", "path") and v:
+                return v.strip()
+    return config.get("model") if isinstance(config.get("model"), str) else None
+
+
+def _is_medsplit_task(task: str, cfg: Any) -> bool:
+    if task.startswith("medsplit"):
+        return True
+    return bool(find_provenance((cfg or {}).get("metadata") or {})) if isinstance(cfg, Mapping) else False
+
+
+def _read_lm_eval_samples(sfile: Path, task: str, model: str, task_prov: dict[str, dict[str, Any]],
+                          keep_outputs: str) -> tuple[list[SampleRow], int, int]:
+    rows: list[SampleRow] = []
+    n = 0
+    rescored = 0
+    other_filters = 0
+    try:
+        fh = open(sfile, encoding="utf-8")
+    except OSError as e:
+        raise InputError(sfile, f"cannot read ({e.strerror})") from None
+    with fh:
+        for i, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            n += 1
+            try:
+                s = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(sfile, f"line {i}: not valid JSON ({e.msg} at column {e.colno}); "
+                                        f"truncated file?") from None
+            if not isinstance(s, dict):
+                raise InputError(sfile, f"line {i}: expected a JSON object")
+            doc = s.get("doc")
+            meta = find_metadata(doc)
+            if meta is None:
+                if rows:
+                    raise InputError(sfile, f"line {i}: the doc has no medsplit sample metadata "
+                                            f"(id, benchmark, record_hash) unlike earlier lines")
+                continue
+            flt = s.get("filter")
+            if flt not in (None, "score", "none"):
+                other_filters += 1
+                continue
+            output = _first_text(s.get("resps"))
+            fields = _outcome_fields(s, doc, meta) or _from_filtered(s.get("filtered_resps"))
+            row_model = model
+            if fields is None:
+                fields = _from_loglikelihoods(s, doc)
+                if fields is not None:
+                    # log-likelihood scoring is another setting than generation: its own row
+                    row_model = f"{model} ({LOGLIKELIHOOD})"
+                    output = None
+            if fields is None:
+                fields = _rescore(output if output is not None else _first_text(s.get("filtered_resps")),
+                                  doc, s.get("target"))
+                if fields is None:
+                    raise InputError(sfile, f"line {i}: no pred/method/outcome and no options + "
+                                            f"gold in the doc to re-score the response")
+                rescored += 1
+            prov = task_prov.get(str(meta["benchmark"])) or (next(iter(task_prov.values())) if len(task_prov) == 1 else None)
+            try:
+                rows.append(_row(meta, model=row_model, harness=LM_EVAL, task=task, fields=fields,
+                                 output=output, keep_outputs=keep_outputs, prov=prov))
+            except (TypeError, ValueError) as e:
+                raise InputError(sfile, f"line {i}: bad sample metadata ({e})") from None
+    return rows, n - other_filters, rescored
+
+
+def _from_filtered(filtered: Any) -> dict[str, Any] | None:
+    """The ``score`` filter's output: a JSON object of :func:`score_fields`."""
+    first = filtered[0] if isinstance(filtered, list) and filtered else filtered
+    if isinstance(first, str) and first.startswith("{"):
+        try:
+            obj = json.loads(first)
+        except json.JSONDecodeError:
+            return None
+        return _outcome_fields(obj)
+    return None
+
+
+def _from_loglikelihoods(s: Mapping[str, Any], doc: Any) -> dict[str, Any] | None:
+    """Log-likelihood (``_mc``) tasks: the prediction is the most likely option letter."""
+    lls = s.get("filtered_resps")
+    letters = doc.get("letters") if isinstance(doc, Mapping) else None
+    if not (isinstance(lls, list) and lls and isinstance(letters, list) and len(letters) == len(lls)):
+        return None
+    try:
+        scores = [float(x[0] if isinstance(x, list) else x) for x in lls]
+    except (TypeError, ValueError, IndexError):
+        return None
+    pred = letters[max(range(len(scores)), key=scores.__getitem__)]
+    gold = doc.get("answer_idx")
+    if gold is None:
+        return None
+    return {"pred": pred, "method": LOGLIKELIHOOD,
+            "outcome": "correct" if pred == gold else "incorrect"}
+
+
+# --------------------------------------------------------------------------- inspect
+
+_EXCLUDE = {"events", "messages", "store", "attachments", "events_data", "timelines"}
+#: Outputs (of unparsed samples) read back per Inspect log for the gallery.
+MAX_INSPECT_OUTPUTS = 200
+
+
+def read_inspect_log(path: str | Path, *, allow_partial: bool = False,
+                     keep_outputs: str = "unparsed", max_outputs: int = MAX_INSPECT_OUTPUTS) -> Run:
+    """One Inspect log (``.eval`` or ``.json``).
+
+    The header comes from :func:`inspect_ai.log.read_eval_log` (``header_only``); the
+    per-sample metadata and scores from the log's sample summaries
+    (:func:`~inspect_ai.log.read_eval_log_sample_summaries`, which carry both and are
+    ~6x faster than validating every full sample); the output texts of up to
+    ``max_outputs`` unparsed samples (for the gallery) from
+    :func:`~inspect_ai.log.read_eval_log_samples_by_id`. A log whose summaries cannot be
+    read is read whole with :func:`~inspect_ai.log.read_eval_log`."""
+    from inspect_ai.log import read_eval_log, read_eval_log_sample_summaries, read_eval_log_samples_by_id
+
+    path = Path(path)
+    try:
+        header = read_eval_log(str(path), header_only=True)
+    except Exception as e:  # zip / JSON / validation errors of a broken log
+        raise InputError(path, f"not a readable Inspect log ({type(e).__name__}: {str(e)[:300]})") from None
+    spec = header.eval
+    try:
+        items = [(s, s.error) for s in read_eval_log_sample_summaries(str(path))]
+        full = False
+    except Exception:
+        try:
+            log = read_eval_log(str(path), exclude_fields=_EXCLUDE)
+        except Exception as e:
+            raise InputError(path, f"samples not readable ({type(e).__name__}: {str(e)[:300]})") from None
+        items = [(s, s.error.message if s.error else None) for s in (log.samples or [])]
+        full = True
+    expected = (spec.dataset.samples or 0) * (spec.config.epochs or 1) if spec.dataset else None
+    model = str(spec.model)
+    run = Run(str(path), INSPECT, model, [spec.task], [], created=str(spec.created), files=[str(path)])
+    if header.status != "success" or header.invalidated:
+        msg = (f"log status is {header.status!r} ({len(items)} of {expected} samples)"
+               + (f": {header.error.message[:200]}" if header.error else ""))
+        if not allow_partial:
+            raise InputError(path, msg + "; re-run or retry it (use --allow-partial to include it anyway)")
+        run.notes.append(msg)
+    elif expected is not None and len(items) != expected and not allow_partial:
+        raise InputError(path, f"{len(items)} samples in the log, {expected} expected: partial log")
+    prov = find_provenance(spec.metadata or {}) or find_provenance(spec.task_args or {})
+    later_epochs = 0
+    want: list[tuple[int, tuple[Any, int]]] = []
+    outputs: dict[int, str | None] = {}
+    for s, error in items:
+        meta = find_metadata(s.metadata or {})
+        if meta is None:
+            if run.rows:
+                raise InputError(path, f"sample {s.id!r}: no medsplit sample metadata unlike earlier samples")
+            continue
+        if s.epoch and s.epoch > 1:
+            later_epochs += 1
+            continue
+        if error:
+            if not allow_partial:
+                raise InputError(path, f"sample {s.id!r} ended in an error ({str(error)[:200]}); "
+                                       f"use --allow-partial to count it as unparsed")
+            fields = {"pred": None, "method": "error", "outcome": "unparsed"}
+        else:
+            fields = None
+            for sc in (s.scores or {}).values():
+                fields = _outcome_fields(sc.metadata or {})
+                if fields is not None:
+                    break
+            if fields is None:
+                raise InputError(path, f"sample {s.id!r}: no score with pred/method/outcome "
+                                       f"(was it scored with medsplit_scorer?)")
+        b = str(meta["benchmark"])
+        rows_prov = prov.get(b) or {"content_hash": (s.metadata or {}).get("content_hash"),
+                                     "revision": (s.metadata or {}).get("revision")}
+        i = len(run.rows)
+        run.rows.append(_row(meta, model=model, harness=INSPECT, task=spec.task, fields=fields,
+                             output=None, keep_outputs="none", prov=rows_prov))
+        if b not in prov and rows_prov.get("content_hash"):
+            prov[b] = rows_prov
+        if full:
+            outputs[i] = s.output.completion if s.output is not None else None
+        elif keep_outputs == "all" or (keep_outputs == "unparsed" and fields["outcome"] == "unparsed"
+                                       and len(want) < max_outputs):
+            want.append((i, (s.id, s.epoch)))
+    if want:
+        try:
+            got = read_eval_log_samples_by_id(str(path), [k for _, k in want], exclude_fields=_EXCLUDE)
+        except Exception as e:
+            raise InputError(path, f"samples not readable ({type(e).__name__}: {str(e)[:300]})") from None
+        texts = {(g.id, g.epoch): (g.output.completion if g.output is not None else None) for g in got}
+        for i, key in want:
+            outputs[i] = texts.get(key)
+    for i, text in outputs.items():
+        r = run.rows[i]
+        if keep_outputs == "all" or (keep_outputs == "unparsed" and r.outcome == "unparsed"):
+            r.output = text
+    if later_epochs:
+        run.notes.append(f"{later_epochs} sample(s) of epochs > 1 not used (the report uses epoch 1)")
+    if not run.rows:
+        run.notes.append("no medsplit sample metadata in its samples")
+    run.provenance = prov
+    return run

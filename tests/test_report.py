@@ -1,0 +1,849 @@
+"""`medsplit report` on runs made here: lm-eval (`simple_evaluate` with an in-process
+`@register_model` LM, outputs written the way the `lm_eval` CLI writes them) and Inspect
+(`inspect_ai.eval` with an in-process `@modelapi` provider), both answering a known
+pattern on real records. Every reported number is checked against a hand computation
+from what the pattern model answered; intervals, McNemar, revision flagging, errors,
+exports and the HTML are checked too."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import shutil
+import zipfile
+from collections import defaultdict
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from lm_eval_medsplit.adversarial import add_offline_traces, wrong_letter
+from lm_eval_medsplit.registry import get_benchmark
+from lm_eval_medsplit.report import InputError, build_report, write_report
+from lm_eval_medsplit.report import stats
+from lm_eval_medsplit.report.analysis import SWEEP_THRESHOLDS, analyse
+from lm_eval_medsplit.report.readers import read_inputs
+from lm_eval_medsplit.samples import SampleRow
+from lm_eval_medsplit.sources import resolve_source
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHES = ("medqa", "pubmedqa", "medbullets_op5")
+N = 30
+LM_MODEL = "pattern-lm"
+INSPECT_MODEL = "medsplit_report/pattern-inspect"
+B = 400  # bootstrap replicates in tests (the default is 2000)
+UNPARSED_TEXT = "Unable to decide."
+
+
+# --------------------------------------------------------------------------- the pattern
+
+
+def _h(*parts) -> int:
+    return int(hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:12], 16)
+
+
+def clean_letter(tag: str, rec) -> str | None:
+    """What the pattern model answers on a clean prompt: gold more often on knowledge
+    questions, a wrong letter or nothing otherwise."""
+    u = _h(tag, rec.benchmark, rec.id) % 100
+    if u < (35 if rec.is_reasoning else 60):
+        return rec.answer_idx
+    if u < 88:
+        return next(x for x in rec.options if x != rec.answer_idx)
+    return None
+
+
+def adv_letter(tag: str, rec, k: int) -> str | None:
+    """Adversarial: follow trace k (its wrong letter) more often on reasoning questions,
+    sometimes answer the gold letter, else answer as on the clean prompt. Traces arguing for the same letter are the same
+    text (e.g. traces 0 and 2 of a 3-option question), so the choice depends on the
+    letter, not on k."""
+    wrong = wrong_letter(rec, k)
+    u = _h(tag, rec.benchmark, rec.id, wrong, "adv") % 100
+    if u < (50 if rec.is_reasoning else 25):
+        return wrong
+    if u >= 90:  # reconsidering sometimes fixes a clean mistake (wrong -> correct flips)
+        return rec.answer_idx
+    return clean_letter(tag, rec)
+
+
+def mc_letter(tag: str, rec) -> str:
+    """Log-likelihood tasks: the most likely option (the clean answer, or the last letter)."""
+    return clean_letter(tag, rec) or list(rec.options)[-1]
+
+
+def answer_text(letter: str | None) -> str:
+    return UNPARSED_TEXT if letter is None else f"Let me think it through.\nAnswer: {letter}"
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _label(records) -> None:
+    for r in records:
+        r.reasoning_prob = round((_h("prob", r.benchmark, r.id) % 1000) / 1000, 3)
+        r.reasoning_threshold = 0.5
+        r.is_reasoning = r.reasoning_prob >= 0.5
+
+
+def write_hub_dir(raw_dir: Path, out: Path, *, edit: str | None = None, revision: str = "rev-1") -> Path:
+    """A hub-layout directory of N real records per benchmark, labelled by a fixed rule,
+    with offline traces; ``edit`` changes the question of that benchmark's first record
+    (another data revision)."""
+    src = resolve_source(raw_dir)
+    for name in BENCHES:
+        recs, _ = src.load(name)
+        recs = recs[:N]
+        _label(recs)
+        add_offline_traces(recs)
+        if edit == name:
+            recs[0].question += " (revised)"
+        d = out / get_benchmark(name).config
+        d.mkdir(parents=True, exist_ok=True)
+        with open(d / "test.jsonl", "w", encoding="utf-8") as f:
+            for r in recs:
+                f.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
+    (out / "manifest.json").write_text(json.dumps({"revision": revision}))
+    return out
+
+
+@pytest.fixture(scope="session")
+def env(tmp_path_factory):
+    import os
+
+    old = {k: os.environ.get(k) for k in ("MEDSPLIT_CACHE", "MEDSPLIT_SOURCE")}
+    os.environ["MEDSPLIT_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ.pop("MEDSPLIT_SOURCE", None)
+    yield
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def hub_dir(raw_dir, tmp_path_factory, env) -> Path:
+    return write_hub_dir(raw_dir, tmp_path_factory.mktemp("hub"))
+
+
+@pytest.fixture(scope="session")
+def hub_dir_rev2(raw_dir, tmp_path_factory, env) -> Path:
+    return write_hub_dir(raw_dir, tmp_path_factory.mktemp("hub_rev2"), edit="medqa", revision="rev-2")
+
+
+@pytest.fixture(scope="session")
+def records(hub_dir):
+    from lm_eval_medsplit.dataset import load_eval_records
+
+    recs = {b: load_eval_records(b, str(hub_dir)).records for b in BENCHES}
+    for b, rs in recs.items():
+        assert {r.subset for r in rs} == {"reasoning", "knowledge"}, b
+        for r in rs:  # the unparsed text is unparsed for every real record here
+            from lm_eval_medsplit.scoring import extract_answer
+
+            assert extract_answer(UNPARSED_TEXT, r.options).letter is None
+    return recs
+
+
+# --------------------------------------------------------------------------- lm-eval run
+
+
+def _register_lm():
+    from lm_eval.api.model import LM
+    from lm_eval.api.registry import MODEL_REGISTRY, register_model
+
+    if "medsplit-report-pattern" in MODEL_REGISTRY:
+        return
+
+    @register_model("medsplit-report-pattern")
+    class PatternLM(LM):
+        """Answers from the logged doc: the pattern of :func:`clean_letter` /
+        :func:`adv_letter` for the model tag given as ``pretrained=``."""
+
+        def __init__(self, pretrained: str = LM_MODEL, **kwargs):
+            super().__init__()
+            self.tag = pretrained
+
+        def generate_until(self, requests):
+            from lm_eval_medsplit.lm_eval_tasks import doc_record
+
+            out = []
+            for inst in requests:
+                doc = inst.doc
+                rec = doc_record(doc)
+                rec.is_reasoning = doc["is_reasoning"]
+                if doc.get("adversarial"):
+                    out.append(answer_text(adv_letter(self.tag, rec, doc["trace_index"])))
+                else:
+                    out.append(answer_text(clean_letter(self.tag, rec)))
+            return out
+
+        def loglikelihood(self, requests):
+            from lm_eval_medsplit.lm_eval_tasks import doc_record
+
+            out = []
+            for inst in requests:
+                rec = doc_record(inst.doc)
+                rec.is_reasoning = inst.doc["is_reasoning"]
+                chosen = mc_letter(self.tag, rec)
+                out.append((0.0 if inst.args[1].strip() == chosen else -5.0, False))
+            return out
+
+        def loglikelihood_rolling(self, requests):
+            raise NotImplementedError
+
+
+def run_lm_eval(hub: Path, out: Path, tag: str = LM_MODEL, benches=BENCHES,
+                modes=("", "_adversarial")) -> Path:
+    """Evaluate clean and adversarial tasks and write results + samples exactly as the
+    ``lm_eval --output_path OUT --log_samples`` CLI does (lm-eval 0.4.13 run.py)."""
+    import lm_eval
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.tasks import TaskManager
+
+    _register_lm()
+    tasks = [f"medsplit_{b}_{s}{m}" for b in benches for s in ("reasoning", "knowledge")
+             for m in modes]
+    tm = TaskManager(include_path=str(REPO / "task_yaml"), include_defaults=False,
+                     metadata={"source": str(hub)})
+    tracker = EvaluationTracker(output_path=str(out))
+    results = lm_eval.simple_evaluate(model="medsplit-report-pattern", model_args=f"pretrained={tag}",
+                                      tasks=tasks, task_manager=tm, log_samples=True,
+                                      evaluation_tracker=tracker)
+    samples = results.pop("samples")
+    tracker.save_results_aggregated(results=results, samples=samples)
+    for task in results["configs"]:
+        tracker.save_results_samples(task_name=task, samples=samples[task])
+    return out
+
+
+@pytest.fixture(scope="session")
+def lm_run(hub_dir, tmp_path_factory) -> Path:
+    return run_lm_eval(hub_dir, tmp_path_factory.mktemp("lm_eval_out"))
+
+
+@pytest.fixture(scope="session")
+def lm_run_rev2(hub_dir_rev2, tmp_path_factory) -> Path:
+    return run_lm_eval(hub_dir_rev2, tmp_path_factory.mktemp("lm_eval_rev2"), tag="pattern-lm-rev2",
+                       benches=("medqa", "pubmedqa"))
+
+
+# --------------------------------------------------------------------------- Inspect run
+
+_BY_PROMPT: dict[str, object] = {}
+
+
+def _register_provider():
+    from inspect_ai.model import ModelAPI, ModelOutput, ModelUsage, modelapi
+
+    if getattr(_register_provider, "done", False):
+        return
+
+    @modelapi(name="medsplit_report")
+    class PatternAPI(ModelAPI):
+        """Looks the record up by its question prompt; a trace in the conversation makes
+        it an adversarial sample of that trace's index."""
+
+        def __init__(self, model_name, base_url=None, api_key=None, config=None, **kw):
+            from inspect_ai.model import GenerateConfig
+
+            super().__init__(model_name=model_name, base_url=base_url, api_key=api_key,
+                             config=config or GenerateConfig())
+
+        async def generate(self, input, tools, tool_choice, config):
+            first_user = next(m for m in input if m.role == "user")
+            rec = _BY_PROMPT[first_user.text]
+            trace = next((m.text for m in input if m.role == "assistant"), None)
+            if trace is None:
+                letter = clean_letter(self.model_name, rec)
+            else:
+                k = next(i for i, t in enumerate(rec.adversarial_traces) if t.strip() in trace)
+                letter = adv_letter(self.model_name, rec, k)
+            out = ModelOutput.from_content(model=self.model_name, content=answer_text(letter))
+            out.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)
+            return out
+
+    _register_provider.done = True
+
+
+def run_inspect(hub: Path, log_dir: Path, records) -> list[Path]:
+    from inspect_ai import eval as inspect_eval
+
+    from lm_eval_medsplit.inspect_tasks.tasks import medsplit, medsplit_adversarial
+    from lm_eval_medsplit.prompts import build_prompt
+
+    _register_provider()
+    for recs in records.values():
+        for r in recs:
+            _BY_PROMPT[build_prompt(r, "cot").user_text] = r
+    benches = ",".join(BENCHES)
+    logs = inspect_eval([medsplit(benchmarks=benches, source=str(hub)),
+                         medsplit_adversarial(benchmarks=benches, source=str(hub),
+                                              adversarial_mode="reconsider", trace="all")],
+                        model=INSPECT_MODEL, log_dir=str(log_dir), display="none",
+                        max_samples=400, max_tasks=2)
+    assert all(log.status == "success" for log in logs), [log.error for log in logs]
+    return [Path(log.location) for log in logs]
+
+
+@pytest.fixture(scope="session")
+def inspect_run(hub_dir, records, tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("inspect_logs")
+    run_inspect(hub_dir, d, records)
+    return d
+
+
+@pytest.fixture(scope="session")
+def report(lm_run, inspect_run):
+    return build_report([lm_run, inspect_run], b=B)
+
+
+# --------------------------------------------------------------------------- hand computation
+
+
+def expected_samples(records, tag: str, mode: str) -> list[dict]:
+    """What the pattern model produced, scored by hand (gold letter comparison)."""
+    out = []
+    for b, recs in records.items():
+        for r in recs:
+            base = {"model": tag, "benchmark": b, "id": r.id, "subset": r.subset,
+                    "prob": r.reasoning_prob}
+            letter = clean_letter(tag.split("/")[-1] if "/" in tag else tag, r)
+            out.append({**base, "cond": "clean", "trace": None, "correct": letter == r.answer_idx,
+                        "parsed": letter is not None})
+            for k in range(len(r.adversarial_traces)):
+                letter = adv_letter(tag.split("/")[-1] if "/" in tag else tag, r, k)
+                out.append({**base, "cond": mode, "trace": k, "correct": letter == r.answer_idx,
+                            "parsed": letter is not None})
+    return out
+
+
+def mean(xs) -> float:
+    xs = list(xs)
+    return sum(xs) / len(xs)
+
+
+def hand_numbers(samples: list[dict]) -> dict:
+    """Accuracy, gaps, averages, adversarial drops and flips computed with plain Python."""
+    clean = [s for s in samples if s["cond"] == "clean"]
+    adv = [s for s in samples if s["cond"] != "clean"]
+    out: dict = {"acc": {}, "gap": {}, "parse": {}, "adv": {}, "advsub": {}}
+    benches = sorted({s["benchmark"] for s in clean})
+    for b in benches:
+        for sub in ("knowledge", "reasoning"):
+            out["acc"][(b, sub)] = mean(s["correct"] for s in clean if s["benchmark"] == b and s["subset"] == sub)
+        out["gap"][b] = out["acc"][(b, "knowledge")] - out["acc"][(b, "reasoning")]
+        out["parse"][b] = mean(s["parsed"] for s in clean if s["benchmark"] == b)
+    for sub in ("knowledge", "reasoning"):
+        out["acc"][("macro", sub)] = mean(out["acc"][(b, sub)] for b in benches)
+        out["acc"][("all", sub)] = mean(s["correct"] for s in clean if s["subset"] == sub)
+    for lvl in ("macro", "all"):
+        out["gap"][lvl] = out["acc"][(lvl, "knowledge")] - out["acc"][(lvl, "reasoning")]
+    cmap = {(s["benchmark"], s["id"]): s["correct"] for s in clean}
+    for scope in benches + ["all"]:
+        rows = [s for s in adv if scope == "all" or s["benchmark"] == scope]
+        for k in sorted({s["trace"] for s in rows}):
+            tr = [s for s in rows if s["trace"] == k]
+            c2w = sum(cmap[(s["benchmark"], s["id"])] and not s["correct"] for s in tr)
+            w2c = sum(not cmap[(s["benchmark"], s["id"])] and s["correct"] for s in tr)
+            cc = sum(cmap[(s["benchmark"], s["id"])] and s["correct"] for s in tr)
+            ww = len(tr) - c2w - w2c - cc
+            out["adv"][(scope, str(k))] = {
+                "accuracy": mean(s["correct"] for s in tr),
+                "clean": mean(cmap[(s["benchmark"], s["id"])] for s in tr),
+                "c2w": c2w, "w2c": w2c, "table": [[cc, c2w], [w2c, ww]]}
+        per_q = defaultdict(list)
+        for s in rows:
+            per_q[(s["benchmark"], s["id"], s["subset"])].append(s["correct"])
+        qmean = {q: mean(v) for q, v in per_q.items()}
+        out["adv"][(scope, "mean")] = {
+            "accuracy": mean(qmean.values()),
+            "clean": mean(cmap[q[:2]] for q in qmean),
+            "c2w": sum(v["c2w"] for (sc, t), v in out["adv"].items() if sc == scope and t != "mean"),
+            "w2c": sum(v["w2c"] for (sc, t), v in out["adv"].items() if sc == scope and t != "mean")}
+        for sub in ("knowledge", "reasoning"):
+            out["advsub"][(scope, sub)] = mean(cmap[q[:2]] - m for q, m in qmean.items() if q[2] == sub)
+    return out
+
+
+def _close(a, b, tol=1e-6):
+    assert a is not None and b is not None and abs(a - b) <= tol, (a, b)
+
+
+def check_numbers(data, model: str, samples: list[dict], mode: str) -> int:
+    """Compare every number of ``model`` in the report with the hand computation; returns
+    how many numbers were checked."""
+    hand = hand_numbers(samples)
+    n = 0
+    gaps = {r["benchmark"]: r for r in data.gaps if r["model"] == model}
+    assert set(gaps) == set(BENCHES) | {"macro", "all"}
+    for b, r in gaps.items():
+        for sub in ("knowledge", "reasoning"):
+            _close(r[f"{sub}_accuracy"], hand["acc"][(b, sub)])
+            assert r[f"{sub}_ci_low"] <= r[f"{sub}_accuracy"] <= r[f"{sub}_ci_high"]
+            n += 1
+        _close(r["gap"], hand["gap"][b])
+        assert r["gap_ci_low"] <= r["gap"] <= r["gap_ci_high"]
+        n += 1
+        if b in BENCHES:
+            _close(r["parse_rate"], hand["parse"][b])
+            assert r["knowledge_n"] + r["reasoning_n"] == N
+            n += 1
+    adv = [r for r in data.adversarial if r["model"] == model and r["mode"] == mode]
+    for r in adv:
+        if r["level"] == "macro":
+            per_b = [x for x in adv if x["level"] == "benchmark" and x["trace"] == r["trace"]]
+            _close(r["drop"], mean(x["drop"] for x in per_b))
+            n += 1
+            continue
+        h = hand["adv"][(r["benchmark"], r["trace"])]
+        _close(r["accuracy"], h["accuracy"])
+        _close(r["clean_accuracy"], h["clean"])
+        _close(r["drop"], h["clean"] - h["accuracy"])
+        assert (r["correct_to_wrong"], r["wrong_to_correct"]) == (h["c2w"], h["w2c"])
+        assert r["ci_low"] <= r["accuracy"] <= r["ci_high"]
+        assert r["drop_ci_low"] <= r["drop"] <= r["drop_ci_high"]
+        n += 5
+        if r["trace"] != "mean":
+            from statsmodels.stats.contingency_tables import mcnemar
+
+            _close(r["mcnemar_p"], mcnemar(h["table"], exact=True).pvalue, 1e-9)
+            n += 1
+    assert {r["trace"] for r in adv} == {"0", "1", "2", "mean"}
+    assert all(r["wrong_to_correct"] > 0 and r["correct_to_wrong"] > 0 for r in adv
+               if r["trace"] == "mean" and r["level"] == "weighted")
+    for r in data.adversarial_subsets:
+        if r["model"] != model or r["mode"] != mode:
+            continue
+        for sub in ("knowledge", "reasoning"):
+            _close(r[f"{sub}_drop"], hand["advsub"][(r["benchmark"], sub)])
+            n += 1
+        _close(r["difference"], r["reasoning_drop"] - r["knowledge_drop"])
+        assert r["larger_drop"] == ("reasoning" if r["difference"] > 0 else "knowledge")
+    return n
+
+
+# --------------------------------------------------------------------------- tests: runs
+
+
+def test_lm_eval_run_every_number_matches_hand_computation(report, records):
+    n = check_numbers(report.data, LM_MODEL, expected_samples(records, LM_MODEL, "prefill"), "prefill")
+    assert n > 100
+    # the pattern makes reasoning questions harder and more fragile
+    overall = next(r for r in report.data.gaps if r["model"] == LM_MODEL and r["benchmark"] == "all")
+    assert overall["gap"] > 0
+
+
+def test_inspect_run_every_number_matches_hand_computation(report, records):
+    n = check_numbers(report.data, INSPECT_MODEL, expected_samples(records, "pattern-inspect", "reconsider"),
+                      "reconsider")
+    assert n > 100
+    runs = {r["harness"] for r in report.data.runs}
+    assert runs == {"lm-eval", "inspect"}
+    assert all(r["status"] == "joined" for r in report.data.runs)
+    assert not report.data.flagged
+
+
+def test_readers_give_one_row_per_sample_with_scoring_fields(lm_run, inspect_run, records):
+    res = read_inputs([lm_run, inspect_run])
+    by = {run.harness: run for run in res.runs if run.model == LM_MODEL} | {
+        "inspect": [run for run in res.runs if run.harness == "inspect"]}
+    lm = by["lm-eval"]
+    n_rec = sum(len(v) for v in records.values())
+    assert len(lm.rows) == n_rec * 4  # clean + 3 prefill traces
+    assert {r.adversarial for r in lm.rows} == {None, "prefill"}
+    assert set(lm.provenance) == set(BENCHES)
+    inspect_rows = [r for run in by["inspect"] for r in run.rows]
+    assert len(inspect_rows) == n_rec * 4
+    recs = {(b, r.id): r for b, rs in records.items() for r in rs}
+    for row in lm.rows[:50] + inspect_rows[:50]:
+        rec = recs[(row.benchmark, row.id)]
+        assert row.record_hash == rec.content_hash()
+        assert row.subset == rec.subset and row.reasoning_prob == rec.reasoning_prob
+        assert row.content_hash and row.revision == "rev-1"
+        # unparsed outputs keep their text for the gallery, others do not
+        assert (row.output == UNPARSED_TEXT) == (row.outcome == "unparsed")
+
+
+def test_lm_eval_loglikelihood_tasks_are_their_own_setting(hub_dir, records, lm_run, tmp_path):
+    mc = run_lm_eval(hub_dir, tmp_path / "mc", benches=("medqa", "pubmedqa"), modes=("_mc",))
+    rep = build_report([lm_run, mc], b=B)
+    name = f"{LM_MODEL} (loglikelihood)"
+    assert rep.data.models == [LM_MODEL, name]  # not merged with the generative run
+    for r in (g for g in rep.data.gaps if g["model"] == name and g["level"] == "benchmark"):
+        for sub in ("knowledge", "reasoning"):
+            recs = [x for x in records[r["benchmark"]] if x.subset == sub]
+            _close(r[f"{sub}_accuracy"], mean(mc_letter(LM_MODEL, x) == x.answer_idx for x in recs))
+        assert r["parse_rate"] == 1.0
+    assert {g["benchmark"] for g in rep.data.gaps if g["model"] == name} == {"medqa", "pubmedqa", "macro", "all"}
+    assert not any("duplicate" in n or "already read" in n for n in rep.data.notes)
+
+
+def test_threshold_sweep_and_bins_match_hand_computation(report, records):
+    samples = [s for s in expected_samples(records, LM_MODEL, "prefill") if s["cond"] == "clean"]
+    sweep = {r["threshold"]: r for r in report.data.threshold_sweep if r["model"] == LM_MODEL}
+    assert set(sweep) == set(SWEEP_THRESHOLDS)
+    for th, r in sweep.items():
+        hi = [s["correct"] for s in samples if s["prob"] >= th]
+        lo = [s["correct"] for s in samples if s["prob"] < th]
+        assert (r["reasoning_n"], r["knowledge_n"]) == (len(hi), len(lo))
+        _close(r["gap"], mean(lo) - mean(hi))
+        assert r["gap_ci_low"] <= r["gap"] <= r["gap_ci_high"]
+    # at the labelling threshold the sweep equals the labelled split
+    labelled = next(r for r in report.data.gaps if r["model"] == LM_MODEL and r["benchmark"] == "all")
+    _close(sweep[0.5]["gap"], labelled["gap"])
+    bins = [r for r in report.data.prob_bins if r["model"] == LM_MODEL and r["benchmark"] == "all"]
+    assert sum(r["n"] for r in bins) == len(samples)
+    for r in bins:
+        inb = [s["correct"] for s in samples if r["bin_low"] <= s["prob"] < r["bin_high"]
+               or (r["bin_high"] == 1.0 and s["prob"] == 1.0)]
+        assert r["n"] == len(inb)
+        _close(r["accuracy"], mean(inb))
+
+
+def test_parse_table_and_gallery(report, records):
+    samples = expected_samples(records, LM_MODEL, "prefill")
+    rows = [r for r in report.data.parse if r["model"] == LM_MODEL]
+    for r in rows:
+        exp = [s for s in samples if s["benchmark"] == r["benchmark"] and s["cond"] == r["condition"]]
+        assert r["n"] == len(exp)
+        assert r["unparsed"] == sum(not s["parsed"] for s in exp)
+        assert sum(r["methods"].values()) == r["n"]
+    g = next(g for g in report.data.gallery if g["model"] == LM_MODEL)
+    assert g["unparsed"] == sum(not s["parsed"] for s in samples)
+    assert g["shown"] and all(s["output"] == UNPARSED_TEXT for s in g["shown"])
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_bootstrap_means_is_the_index_bootstrap():
+    rng = np.random.default_rng(1)
+    v = rng.choice([0.0, 1 / 3, 2 / 3, 1.0], size=300, p=[0.2, 0.3, 0.3, 0.2])
+    fast = stats.bootstrap_means(v, np.random.default_rng(2), 20000)
+    idx = np.random.default_rng(3).integers(0, v.size, size=(20000, v.size))
+    slow = v[idx].mean(axis=1)
+    assert abs(fast.mean() - slow.mean()) < 0.002
+    assert abs(fast.std() - slow.std()) < 0.002
+    for q in (0.025, 0.5, 0.975):
+        assert abs(np.quantile(fast, q) - np.quantile(slow, q)) < 0.01
+    # many distinct values take the chunked index path
+    w = rng.normal(size=500)
+    d = stats.bootstrap_means(w, np.random.default_rng(4), 3000)
+    assert abs(d.std() - w.std() / math.sqrt(w.size)) < 0.005
+
+
+def _rows(n_per_subset: int, copies: int = 1) -> list[SampleRow]:
+    rows = []
+    for c in range(copies):
+        for sub, p_ok in (("knowledge", 0.7), ("reasoning", 0.4)):
+            for i in range(n_per_subset):
+                ok = (i % 10) < p_ok * 10
+                qid = f"{sub}-{i}-{c}"
+                rows.append(SampleRow("m", "lm-eval", "t", "medqa", qid, sub, 0.3 if sub == "knowledge" else 0.8,
+                                      "h", None, None, "A", "answer_phrase", "correct" if ok else "incorrect"))
+                for k in range(3):
+                    adv_ok = ok and (i + k) % 3 != 0
+                    rows.append(SampleRow("m", "lm-eval", "t", "medqa", qid, sub, 0.5, "h", "prefill", k,
+                                          "B", "answer_phrase", "correct" if adv_ok else "incorrect"))
+    return rows
+
+
+def test_intervals_contain_the_estimate_and_shrink_with_more_samples():
+    small = analyse(_rows(40), b=1000)
+    large = analyse(_rows(40, copies=9), b=1000)
+
+    def width(d, table, key, lo, hi, **match):
+        r = next(r for r in getattr(d, table) if all(r[k] == v for k, v in match.items()))
+        assert r[lo] <= r[key] <= r[hi]
+        return r[key], r[hi] - r[lo]
+
+    for table, key, lo, hi, match in [
+        ("gaps", "knowledge_accuracy", "knowledge_ci_low", "knowledge_ci_high", {"benchmark": "medqa"}),
+        ("gaps", "gap", "gap_ci_low", "gap_ci_high", {"benchmark": "medqa"}),
+        ("adversarial", "drop", "drop_ci_low", "drop_ci_high", {"benchmark": "medqa", "trace": "mean"}),
+        ("adversarial", "accuracy", "ci_low", "ci_high", {"benchmark": "medqa", "trace": "1"}),
+        ("adversarial_subsets", "difference", "difference_ci_low", "difference_ci_high", {"benchmark": "medqa"}),
+    ]:
+        est_s, w_s = width(small, table, key, lo, hi, **match)
+        est_l, w_l = width(large, table, key, lo, hi, **match)
+        assert est_s == pytest.approx(est_l, abs=1e-9)  # same proportions, 9x the questions
+        assert w_l < 0.5 * w_s, (table, key, w_s, w_l)  # ~1/3 expected
+
+
+def test_mcnemar_matches_statsmodels_on_many_tables():
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    rng = np.random.default_rng(0)
+    bs, cs = rng.integers(0, 60, 200), rng.integers(0, 60, 200)
+    got = stats.mcnemar_exact(bs, cs)
+    for b, c, p in zip(bs, cs, got):
+        assert p == pytest.approx(mcnemar([[5, b], [c, 7]], exact=True).pvalue, abs=1e-12)
+    assert stats.mcnemar_exact(0, 0) == 1.0
+
+
+def test_results_do_not_depend_on_row_order():
+    rows = _rows(30)
+    a = analyse(rows, b=300).as_dict()
+    b = analyse(list(reversed(rows)), b=300).as_dict()
+    assert a == b
+
+
+# --------------------------------------------------------------------------- revisions
+
+
+def test_run_from_another_data_revision_is_flagged_not_merged(lm_run, inspect_run, lm_run_rev2, report):
+    rep = build_report([lm_run, inspect_run, lm_run_rev2], b=B)
+    flagged = rep.data.flagged
+    # medqa was edited in rev 2: its part is flagged; pubmedqa is unchanged and joins
+    assert [(f["model"], f["benchmark"]) for f in flagged] == [("pattern-lm-rev2", "medqa")]
+    assert "another data revision" in flagged[0]["reason"]
+    assert flagged[0]["content_hash"] != flagged[0]["reference_content_hash"]
+    assert not any(r.model == "pattern-lm-rev2" and r.benchmark == "medqa" for r in rep.joined.rows)
+    assert any(r.model == "pattern-lm-rev2" and r.benchmark == "pubmedqa" for r in rep.joined.rows)
+    status = {r["model"]: r["status"] for r in rep.data.runs}
+    assert status["pattern-lm-rev2"] == "partly flagged"
+    # the other models' numbers are unchanged by the flagged run
+    for model in (LM_MODEL, INSPECT_MODEL):
+        assert [r for r in rep.data.gaps if r["model"] == model] == \
+               [r for r in report.data.gaps if r["model"] == model]
+
+
+def test_source_pins_the_reference(lm_run_rev2, lm_run, hub_dir, hub_dir_rev2):
+    # against rev 2 as the source, the rev-1 run is the one flagged
+    rep = build_report([lm_run, lm_run_rev2], source=str(hub_dir_rev2), b=B)
+    assert {(f["model"], f["benchmark"]) for f in rep.data.flagged} == {(LM_MODEL, "medqa")}
+    assert "differs from the source" in rep.data.flagged[0]["reason"]
+    assert rep.joined.reference["medqa"]["revision"] == "rev-2"
+    # the join takes labels from the source records
+    rep1 = build_report([lm_run], source=str(hub_dir), b=B)
+    assert not rep1.data.flagged and len(rep1.joined.rows) == len(BENCHES) * N * 4
+
+
+def test_rename_merges_models_and_duplicates_are_counted(lm_run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(lm_run, copy)
+    rep = build_report([lm_run, copy], b=B)
+    assert len(rep.data.models) == 1
+    assert any("already read from" in n for n in rep.data.notes)
+    assert len(rep.joined.rows) == len(BENCHES) * N * 4
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _results_file(d: Path) -> Path:
+    return next(d.rglob("results_*.json"))
+
+
+def test_unreadable_and_partial_inputs_name_the_file(lm_run, inspect_run, tmp_path):
+    # truncated per-sample file
+    bad = tmp_path / "trunc"
+    shutil.copytree(lm_run, bad)
+    sfile = sorted(bad.rglob("samples_medsplit_medqa_reasoning_*.jsonl"))[0]
+    text = sfile.read_text(encoding="utf-8")
+    sfile.write_text(text[: len(text) - 200], encoding="utf-8")
+    with pytest.raises(InputError) as e:
+        build_report([bad], b=B)
+    assert sfile.name in str(e.value) and "line" in str(e.value)
+
+    # a missing per-sample file
+    miss = tmp_path / "missing"
+    shutil.copytree(lm_run, miss)
+    victim = sorted(miss.rglob("samples_medsplit_pubmedqa_knowledge_*.jsonl"))[0]
+    victim.unlink()
+    with pytest.raises(InputError) as e:
+        build_report([miss], b=B)
+    assert "medsplit_pubmedqa_knowledge" in str(e.value) and "--log_samples" in str(e.value)
+
+    # fewer sample lines than the results file reports: partial unless allowed
+    part = tmp_path / "partial"
+    shutil.copytree(lm_run, part)
+    sfile = sorted(part.rglob("samples_medsplit_medqa_knowledge_*.jsonl"))[0]
+    lines = sfile.read_text(encoding="utf-8").splitlines(keepends=True)
+    sfile.write_text("".join(lines[:-2]), encoding="utf-8")
+    with pytest.raises(InputError) as e:
+        build_report([part], b=B)
+    assert sfile.name in str(e.value) and "partial" in str(e.value)
+    rep = build_report([part], b=B, allow_partial=True)
+    assert len(rep.joined.rows) == len(BENCHES) * N * 4 - 2
+
+    # broken results JSON
+    broken = tmp_path / "broken"
+    shutil.copytree(lm_run, broken)
+    rf = _results_file(broken)
+    rf.write_text(rf.read_text(encoding="utf-8")[:100], encoding="utf-8")
+    with pytest.raises(InputError) as e:
+        build_report([broken], b=B)
+    assert rf.name in str(e.value)
+
+    # a truncated Inspect log
+    log = sorted(Path(inspect_run).glob("*.eval"))[0]
+    cut = tmp_path / log.name
+    cut.write_bytes(log.read_bytes()[:2000])
+    with pytest.raises(InputError) as e:
+        build_report([cut], b=B)
+    assert cut.name in str(e.value)
+
+    # a path that does not exist
+    with pytest.raises(InputError, match="no such file"):
+        build_report([tmp_path / "nope"], b=B)
+
+
+def test_cancelled_inspect_log_is_partial(inspect_run, tmp_path):
+    from inspect_ai.log import read_eval_log, write_eval_log
+
+    src = sorted(Path(inspect_run).glob("*.eval"))[0]
+    log = read_eval_log(str(src))
+    log.status = "cancelled"
+    log.samples = log.samples[:5]
+    dst = tmp_path / "cancelled.eval"
+    write_eval_log(log, str(dst))
+    with pytest.raises(InputError) as e:
+        build_report([dst], b=B)
+    assert "cancelled" in str(e.value) and dst.name in str(e.value)
+    rep = build_report([dst], b=B, allow_partial=True)
+    assert len(rep.joined.rows) == 5
+    assert any("cancelled" in n for n in rep.data.notes)
+
+
+def test_non_medsplit_files_are_listed_not_dropped(lm_run, tmp_path):
+    d = tmp_path / "mixed"
+    shutil.copytree(lm_run, d)
+    (d / "notes.json").write_text('{"hello": 1}')
+    rep = build_report([d], b=B)
+    assert any("notes.json" in n and "skipped" in n for n in rep.data.notes)
+
+
+# --------------------------------------------------------------------------- outputs + CLI
+
+
+class _Checker(HTMLParser):
+    VOID = {"meta", "img", "br", "hr", "link", "input", "col", "source", "wbr", "area", "base"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.refs: list[str] = []
+        self.imgs: list[str] = []
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        for k, v in attrs:
+            if k in ("src", "href", "srcset", "action", "data", "poster") and v is not None:
+                self.refs.append(v)
+            if k == "style" and v and "url(" in v:
+                self.refs.append(v)
+        if tag == "img":
+            self.imgs.append(dict(attrs).get("src", ""))
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"unexpected </{tag}> (open: {self.stack[-3:]})")
+        else:
+            self.stack.pop()
+
+
+def test_cli_writes_every_output(lm_run, inspect_run, tmp_path, capsys):
+    from lm_eval_medsplit.cli import main
+
+    out = tmp_path / "rep"
+    rc = main(["report", str(lm_run), str(inspect_run), "--out", str(out), "--bootstrap", str(B)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "Knowledge vs reasoning" in printed and LM_MODEL in printed and "McNemar" in printed
+    for f in ("report.md", "report.html", "report.json", "plots/knowledge_vs_reasoning.png",
+              "plots/gap_forest.png", "plots/clean_vs_adversarial.png",
+              "plots/accuracy_vs_reasoning_prob.png", "csv/gaps.csv", "csv/adversarial.csv",
+              "csv/threshold_sweep.csv"):
+        assert (out / f).is_file() and (out / f).stat().st_size > 100, f
+    for png in (out / "plots").glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    data = json.loads((out / "report.json").read_text())
+    api = build_report([lm_run, inspect_run], b=B).data.as_dict()
+    for key in ("gaps", "adversarial", "adversarial_subsets", "threshold_sweep", "prob_bins", "accuracy"):
+        assert data[key] == json.loads(json.dumps(api[key])), key
+    # the CSV holds the same numbers as the JSON
+    with open(out / "csv" / "gaps.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(data["gaps"])
+    for r, j in zip(rows, data["gaps"]):
+        assert float(r["gap"]) == pytest.approx(j["gap"], abs=1e-9)
+
+    # markdown: one line per gap row
+    md = (out / "report.md").read_text()
+    assert md.count(f"| {LM_MODEL} |") >= len([g for g in data["gaps"] if g["model"] == LM_MODEL])
+
+    # lm-eval-style results: stable keys, values equal to the report's
+    lmres = json.loads((out / "lm_eval_results" / LM_MODEL / "results_medsplit.json").read_text())
+    assert list(lmres) == sorted(lmres)
+    g = next(r for r in data["gaps"] if r["model"] == LM_MODEL and r["benchmark"] == "medqa")
+    assert lmres["results"]["medsplit_medqa_reasoning"]["acc,none"] == g["reasoning_accuracy"]
+    assert lmres["results"]["medsplit_medqa"]["gap,none"] == g["gap"]
+    w = next(r for r in data["gaps"] if r["model"] == LM_MODEL and r["benchmark"] == "all")
+    assert lmres["groups"]["medsplit_knowledge"]["acc,none"] == w["knowledge_accuracy"]
+    assert set(lmres["results"]) >= {f"medsplit_{b}_{s}" for b in BENCHES for s in ("knowledge", "reasoning")}
+    assert "medsplit_medqa_all_adversarial_prefill" in lmres["results"]
+
+    # Hugging Face eval results: a YAML list of {dataset: {id, task_id}, value, ...}
+    hf = out / "hf_eval_results" / LM_MODEL / ".eval_results"
+    entries = yaml.safe_load((hf / "medsplit.yaml").read_text())
+    assert isinstance(entries, list) and entries
+    for e in entries:
+        assert e["dataset"]["id"] == "zou-lab/BioMed-R1-Eval" and isinstance(e["value"], float)
+        assert "notes" not in e
+    e = next(e for e in entries if e["dataset"]["task_id"] == "medqa_reasoning")
+    assert e["value"] == round(100 * g["reasoning_accuracy"], 2)
+    adv = yaml.safe_load((hf / "medsplit_adversarial_prefill.yaml").read_text())
+    assert all("notes" in e for e in adv)
+
+    # HTML: well formed, every plot embedded, no external resource
+    html = (out / "report.html").read_text()
+    chk = _Checker()
+    chk.feed(html)
+    chk.close()
+    assert not chk.errors and chk.stack == []
+    assert len(chk.imgs) == 4 and all(s.startswith("data:image/png;base64,") for s in chk.imgs)
+    assert all(r.startswith(("data:", "#")) for r in chk.refs), [r[:60] for r in chk.refs if not r.startswith(("data:", "#"))]
+    assert "http://" not in html and "https://" not in html and "@import" not in html
+    assert "<script" not in html
+    assert UNPARSED_TEXT in html and "t-gaps" in html and "t-adversarial" in html
+
+
+def test_cli_errors(lm_run, tmp_path, capsys, monkeypatch):
+    from lm_eval_medsplit.cli import main
+
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["report", str(lm_run), "--format", "pdf"]) == 2
+    assert "unknown --format" in capsys.readouterr().err
+    # without the report extra, the error says how to install it
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["report", str(lm_run), "--out", str(tmp_path / "o"), "--format", "html"]) == 2
+    assert 'pip install "lm-eval-medsplit[report]"' in capsys.readouterr().err
+    # text formats need none of it
+    assert main(["report", str(lm_run), "--out", str(tmp_path / "o"), "--format", "md,csv,json,lm-eval,hf",
+                 "--quiet", "--bootstrap", "200"]) == 0
+    assert (tmp_path / "o" / "report.md").is_file() and not (tmp_path / "o" / "report.html").exists()
+
+
+def test_cli_json_output(lm_run, capsys, tmp_path):
+    from lm_eval_medsplit.cli import main
+
+    assert main(["report", str(lm_run), "--json", "--format", "none", "--bootstrap", "200",
+                 "--rename", f"{LM_MODEL}=renamed"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["models"] == ["renamed"] and d["gaps"][0]["model"] == "renamed"
+    assert d["settings"]["bootstrap_replicates"] == 200
