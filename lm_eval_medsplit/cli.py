@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "lm_eval_medsplit.commands.lm_eval",
     "lm_eval_medsplit.commands.adversarial",
     "lm_eval_medsplit.commands.build",
+    "lm_eval_medsplit.commands.report",
     "lm_eval_medsplit.commands.classifier",
 )
 
