@@ -484,6 +484,19 @@ def test_lm_eval_loglikelihood_tasks_are_their_own_setting(hub_dir, records, lm_
     assert not any("duplicate" in n or "already read" in n for n in rep.data.notes)
 
 
+def test_inspect_json_logs_read_like_eval_logs(inspect_run, tmp_path):
+    from inspect_ai.log import read_eval_log, write_eval_log
+
+    from lm_eval_medsplit.report.readers import read_inspect_log
+
+    src = sorted(Path(inspect_run).glob("*.eval"))[0]
+    dst = tmp_path / "logs" / "log.json"
+    write_eval_log(read_eval_log(str(src)), str(dst), format="json")
+    a = sorted((r.as_dict() for r in read_inspect_log(src).rows), key=lambda d: str(d))
+    b = sorted((r.as_dict() for r in read_inputs([tmp_path / "logs"]).runs[0].rows), key=lambda d: str(d))
+    assert a == b and len(a) > 0
+
+
 def test_threshold_sweep_and_bins_match_hand_computation(report, records):
     samples = [s for s in expected_samples(records, LM_MODEL, "prefill") if s["cond"] == "clean"]
     sweep = {r["threshold"]: r for r in report.data.threshold_sweep if r["model"] == LM_MODEL}
@@ -623,6 +636,24 @@ def test_source_pins_the_reference(lm_run_rev2, lm_run, hub_dir, hub_dir_rev2):
     # the join takes labels from the source records
     rep1 = build_report([lm_run], source=str(hub_dir), b=B)
     assert not rep1.data.flagged and len(rep1.joined.rows) == len(BENCHES) * N * 4
+
+
+def test_run_on_a_raw_source_joins_to_the_classifier_labels(raw_dir, tmp_path):
+    """The real path for a raw directory: the tasks label records with the embedded
+    classifier; the report, given the same source, joins to the same labels."""
+    from lm_eval_medsplit.dataset import load_eval_records
+
+    out = run_lm_eval(raw_dir, tmp_path / "raw_run", tag="pattern-raw", benches=("medbullets_op4",))
+    rep = build_report([out], source=str(raw_dir), b=B)
+    assert not rep.data.flagged
+    recs = load_eval_records("medbullets_op4", str(raw_dir)).records
+    assert rep.joined.reference["medbullets_op4"]["content_hash"] == load_eval_records(
+        "medbullets_op4", str(raw_dir)).content_hash
+    g = next(r for r in rep.data.gaps if r["benchmark"] == "medbullets_op4")
+    for sub in ("knowledge", "reasoning"):
+        chosen = [r for r in recs if r.subset == sub]
+        assert g[f"{sub}_n"] == len(chosen) > 0
+        _close(g[f"{sub}_accuracy"], mean(clean_letter("pattern-raw", r) == r.answer_idx for r in chosen))
 
 
 def test_rename_merges_models_and_duplicates_are_counted(lm_run, tmp_path):

@@ -209,6 +209,10 @@ class Analyser:
     # ------------------------------------------------------------------ accuracy
     def accuracy(self, data: ReportData) -> None:
         t = self.t
+        unlabelled = int((t.subset < 0).sum())
+        if unlabelled:
+            data.notes.append(f"{unlabelled:,} sample(s) have no reasoning/knowledge label; they count "
+                              f"in the 'all' accuracies only")
         for cond_i, cond in enumerate(t.conditions):
             sel = t.cond == cond_i
             if not sel.any():
@@ -441,7 +445,7 @@ class Analyser:
         base = (t.cond == 0) & ~np.isnan(t.prob)
         if not base.any():
             if t.n:
-                data.notes.append("no reasoning_prob in the samples: accuracy-vs-probability "
+                data.notes.append("no clean samples with a reasoning_prob: accuracy-vs-probability "
                                   "curves and the threshold sweep are omitted")
             return
         edges = np.array(PROB_BINS)

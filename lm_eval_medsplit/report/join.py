@@ -149,7 +149,7 @@ def _join_to_source(bench: str, ps: list[Part], source: Any, revision: str | Non
     from lm_eval_medsplit.dataset import load_eval_records
 
     try:
-        es = load_eval_records(bench, source, revision=revision)
+        es = load_eval_records(bench, source, revision=revision, shared=True)  # read only
     except Exception as e:  # source errors, unknown benchmark, unreachable hub
         raise JoinError(f"cannot load the reference eval set of {bench!r} from source "
                         f"{source!r}: {e}") from None
