@@ -15,6 +15,7 @@ from typing import Any
 
 from lm_eval_medsplit.registry import Benchmark
 from lm_eval_medsplit.schema import LETTERS, LoadReport, MCQRecord, RowError, build_records, iter_jsonl
+from lm_eval_medsplit.sources import SourceError
 
 Rows = Iterator[tuple[str, Any]]
 
@@ -27,7 +28,7 @@ PUBMEDQA_INSTRUCTION = ("Using the above document as a reference, please review 
                         "question and choose the option you find most appropriate.")
 
 
-class RawFormatError(ValueError):
+class RawFormatError(SourceError):
     """A raw file that cannot be read at all (missing, not JSON): names the file."""
 
 
@@ -38,7 +39,9 @@ def _need(d: Path, name: str) -> Path:
     return p
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """A whole JSON file; an unreadable one is a :class:`RawFormatError` naming file,
+    line and column."""
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
@@ -114,12 +117,12 @@ def _pubmedqa(d: Path, *, pubmedqa_split: str = "all", **_) -> list[tuple[Path, 
     abstract's contexts, as in the upstream evaluation sets; ``pubmedqa_split="test"``
     keeps the official 500 PMIDs of ``test_ground_truth.json``."""
     path = _need(d, "ori_pqal.json")
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data, dict):
         raise RawFormatError(f"{path}: expected an object keyed by PMID")
     keys = list(data)
     if pubmedqa_split == "test":
-        gt = _read_json(_need(d, "test_ground_truth.json"))
+        gt = read_json(_need(d, "test_ground_truth.json"))
         keys = [k for k in keys if k in gt]
 
     def rows() -> Rows:
@@ -181,7 +184,7 @@ def _mmlu_pro(d: Path, **_) -> list[tuple[Path, Rows]]:
     out = []
     for name in ("health_result.json", "biology_result.json"):
         path = _need(d, name)
-        data = _read_json(path)
+        data = read_json(path)
         if not isinstance(data, list):
             raise RawFormatError(f"{path}: expected a JSON list of questions")
 

@@ -283,19 +283,13 @@ def _iter_table_rows(path: Path) -> Iterator[tuple[str, Any]]:
     elif path.suffix == ".jsonl":
         yield from iter_jsonl(path)
     else:
-        data = _read_json(path)
+        from lm_eval_medsplit.raw_loaders import read_json
+
+        data = read_json(path)
         if not isinstance(data, list):
             raise SourceError(f"{path}: expected a JSON list of rows")
         for i, row in enumerate(data):
             yield f"item {i}", row
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise SourceError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
 
 
 # --------------------------------------------------------------------------- canonical JSONL
