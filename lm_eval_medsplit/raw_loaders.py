@@ -14,14 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_medsplit.registry import Benchmark
-from lm_eval_medsplit.schema import LETTERS, LoadReport, MCQRecord, RowError, build_records, iter_jsonl
+from lm_eval_medsplit.schema import (
+    ANSWER_CHOICES_RE,
+    LETTERS,
+    LoadReport,
+    MCQRecord,
+    RowError,
+    build_records,
+    iter_jsonl,
+)
 from lm_eval_medsplit.sources import SourceError
 
 Rows = Iterator[tuple[str, Any]]
 
-#: MedXpertQA (MedAgentsBench copy) appends the options to the stem; the record keeps
-#: the stem only since options are rendered by the prompt builder.
-_ANSWER_CHOICES = re.compile(r"\n\s*Answer Choices:", re.I)
 _MEDMCQA_PREFIX = re.compile(r"^\s*\(?[A-D][.)]\s*")
 PUBMEDQA_OPTIONS = {"A": "yes", "B": "no", "C": "maybe"}
 PUBMEDQA_INSTRUCTION = ("Using the above document as a reference, please review the following "
@@ -170,7 +175,7 @@ def _medxpertqa(d: Path, **_) -> list[tuple[Path, Rows]]:
 
         def row(r, loc, qtype=qtype):
             q = str(_get(r, "question"))
-            m = _ANSWER_CHOICES.search(q)
+            m = ANSWER_CHOICES_RE.search(q)
             return {"id": str(_get(r, "realidx")), "question": q[: m.start()] if m else q,
                     "options": _get(r, "options"), "answer_idx": _get(r, "answer_idx"),
                     "answer": r.get("answer"), "meta": {"question_type": qtype}}

@@ -12,12 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+#: Where some sources (MedXpertQA, MedMCQA's MedXpertQA copy) append the options to the
+#: stem; records keep the stem only, options are rendered by the prompt builder.
+ANSWER_CHOICES_RE = re.compile(r"\n\s*Answer Choices:", re.I)
 
 #: Fields of the canonical record, in output order. Anything else read from a canonical
 #: JSONL file is kept in :attr:`MCQRecord.extra` and written back untouched.

@@ -31,10 +31,11 @@ transformer backend.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from lm_eval_medsplit.schema import ANSWER_CHOICES_RE
 
 BACKENDS = ("embedded", "transformer")
 
@@ -44,7 +45,6 @@ DEFAULT_EMBEDDED_MODEL = Path(__file__).with_name("embedded_model.npz")
 #: Hub id of the classifier published with BioMed-R1 (needs the hub or a local copy).
 PUBLISHED_TRANSFORMER_MODEL = "zou-lab/BioMedBERT-Knowledge-vs-Reasoning"
 
-_ANSWER_CHOICES = re.compile(r"\n\s*Answer Choices:", re.I)
 OPTIONS_MARKER = "\nAnswer Choices: "
 
 
@@ -90,7 +90,7 @@ def question_and_options(record: Any, index: int | None = None) -> tuple[str, di
         raise ClassifierInputError(where, "question", "missing")
     if not isinstance(q, str):
         raise ClassifierInputError(where, "question", f"expected a string, got {type(q).__name__}")
-    m = _ANSWER_CHOICES.search(q)
+    m = ANSWER_CHOICES_RE.search(q)
     stem = (q[: m.start()] if m else q).strip()
     if not stem:
         raise ClassifierInputError(where, "question", "empty")
