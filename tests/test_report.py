@@ -484,6 +484,20 @@ def test_lm_eval_loglikelihood_tasks_are_their_own_setting(hub_dir, records, lm_
     assert not any("duplicate" in n or "already read" in n for n in rep.data.notes)
 
 
+def test_parallel_reading_gives_the_same_rows_and_errors(lm_run, inspect_run, tmp_path):
+    one = read_inputs([lm_run, inspect_run], workers=1)
+    two = read_inputs([lm_run, inspect_run], workers=2)
+    assert [r.path for r in one.runs] == [r.path for r in two.runs]
+    assert [[x.as_dict() for x in r.rows] for r in one.runs] == [[x.as_dict() for x in r.rows] for r in two.runs]
+    bad = tmp_path / "bad"
+    shutil.copytree(lm_run, bad)
+    rf = _results_file(bad)
+    rf.write_text("{", encoding="utf-8")
+    with pytest.raises(InputError) as e:
+        read_inputs([bad, inspect_run], workers=2)
+    assert e.value.path == str(rf.resolve()) and "not valid JSON" in str(e.value)
+
+
 def test_inspect_json_logs_read_like_eval_logs(inspect_run, tmp_path):
     from inspect_ai.log import read_eval_log, write_eval_log
 

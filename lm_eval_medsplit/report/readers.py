@@ -21,6 +21,7 @@ dropped silently.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -42,7 +43,11 @@ class InputError(ValueError):
 
     def __init__(self, path: str | Path, message: str):
         self.path = str(path)
+        self.message = message
         super().__init__(f"{path}: {message}")
+
+    def __reduce__(self):  # raised in reader processes, re-raised here
+        return (InputError, (self.path, self.message))
 
 
 @dataclass
@@ -73,32 +78,64 @@ class ReadResult:
 
 
 def read_inputs(paths: Iterable[str | Path], *, allow_partial: bool = False,
-                keep_outputs: str = "unparsed") -> ReadResult:
+                keep_outputs: str = "unparsed", workers: int | None = None) -> ReadResult:
     """Read every lm-eval results file and Inspect log found in ``paths`` (files or
-    directories, searched recursively)."""
+    directories, searched recursively).
+
+    Files are read by up to ``workers`` processes (default: one per CPU, at most 8;
+    ``1`` reads in this process); results keep the input order either way."""
     result = ReadResult()
     seen: set[Path] = set()
+    jobs: list[tuple[str, Path]] = []
     for p in paths:
         p = Path(p)
         if not p.exists():
             raise InputError(p, "no such file or directory")
         for kind, f in _discover(p, result):
             f = f.resolve()
-            if f in seen:
-                continue
-            seen.add(f)
-            if kind == LM_EVAL:
-                run = read_lm_eval_results(f, allow_partial=allow_partial, keep_outputs=keep_outputs)
-            else:
-                run = read_inspect_log(f, allow_partial=allow_partial, keep_outputs=keep_outputs)
-            if run.rows:
-                result.runs.append(run)
-            else:
-                result.skipped.append((str(f), "; ".join(run.notes) or "no medsplit samples"))
-    if not result.runs and not result.skipped:
+            if f not in seen:
+                seen.add(f)
+                jobs.append((kind, f))
+    if not jobs and not result.skipped:
         raise InputError(", ".join(str(p) for p in paths),
                          "no lm-eval results_*.json or Inspect .eval log found")
+    opts = {"allow_partial": allow_partial, "keep_outputs": keep_outputs}
+    if workers is None:  # processes pay off for large inputs only
+        big = sum(_job_bytes(f) for _, f in jobs) >= PARALLEL_BYTES
+        workers = min(8, os.cpu_count() or 1) if big else 1
+    n = min(len(jobs), workers)
+    if n > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+            runs = list(pool.map(_read_one, jobs, [opts] * len(jobs)))
+    else:
+        runs = [_read_one(job, opts) for job in jobs]
+    for (_, f), run in zip(jobs, runs):
+        if run.rows:
+            result.runs.append(run)
+        else:
+            result.skipped.append((str(f), "; ".join(run.notes) or "no medsplit samples"))
     return result
+
+
+#: Inputs larger than this (bytes, all files) are read by several processes by default.
+PARALLEL_BYTES = 64 * 2**20
+
+
+def _job_bytes(f: Path) -> int:
+    m = _RESULTS_RE.match(f.name)
+    files = [f] + (list(f.parent.glob(f"samples_*_{m.group('date')}.jsonl")) if m else [])
+    return sum(x.stat().st_size for x in files if x.is_file())
+
+
+def _read_one(job: tuple[str, Path], opts: dict[str, Any]) -> Run:
+    kind, f = job
+    if kind == LM_EVAL:
+        return read_lm_eval_results(f, **opts)
+    return read_inspect_log(f, **opts)
 
 
 def _discover(p: Path, result: ReadResult) -> list[tuple[str, Path]]:
@@ -199,12 +236,12 @@ def find_provenance(obj: Any, default_benchmark: str | None = None,
 def _outcome_fields(*places: Any) -> dict[str, Any] | None:
     """pred / method / outcome from the first mapping that has an ``outcome``."""
     for p in places:
-        if isinstance(p, Mapping):
+        if isinstance(p, dict):
             oc = p.get("outcome")
             if isinstance(oc, str) and oc in _OUTCOMES:
                 return {"pred": p.get("pred"), "method": p.get("method"), "outcome": oc}
             for v in p.values():
-                if isinstance(v, Mapping) and isinstance(v.get("outcome"), str) and v["outcome"] in _OUTCOMES:
+                if type(v) is dict and v.get("outcome") in _OUTCOMES:
                     return {"pred": v.get("pred"), "method": v.get("method"), "outcome": v["outcome"]}
     return None
 
@@ -369,7 +406,9 @@ def _read_lm_eval_samples(sfile: Path, task: str, model: str, task_prov: dict[st
                 other_filters += 1
                 continue
             output = _first_text(s.get("resps"))
-            fields = _outcome_fields(s, doc, meta) or _from_filtered(s.get("filtered_resps"))
+            # the score filter's JSON first (what the medsplit tasks log), then fields
+            # anywhere in the sample or doc (other adapters / hand-made logs)
+            fields = _from_filtered(s.get("filtered_resps")) or _outcome_fields(s, doc, meta)
             row_model = model
             if fields is None:
                 fields = _from_loglikelihoods(s, doc)
