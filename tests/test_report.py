@@ -498,6 +498,17 @@ def test_parallel_reading_gives_the_same_rows_and_errors(lm_run, inspect_run, tm
     assert e.value.path == str(rf.resolve()) and "not valid JSON" in str(e.value)
 
 
+def test_inspect_fast_summaries_equal_the_public_api(inspect_run):
+    from lm_eval_medsplit.report.readers import _fast_summaries, read_inspect_log
+
+    for log in sorted(Path(inspect_run).glob("*.eval")):
+        assert _fast_summaries(log) is not None  # the fast path is taken with this Inspect
+        fast = read_inspect_log(log)
+        slow = read_inspect_log(log, fast=False)
+        assert [r.as_dict() for r in fast.rows] == [r.as_dict() for r in slow.rows]
+        assert fast.provenance == slow.provenance and len(fast.rows) > 0
+
+
 def test_inspect_json_logs_read_like_eval_logs(inspect_run, tmp_path):
     from inspect_ai.log import read_eval_log, write_eval_log
 
