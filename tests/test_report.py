@@ -768,6 +768,27 @@ def test_cancelled_inspect_log_is_partial(inspect_run, tmp_path):
     assert any("cancelled" in n for n in rep.data.notes)
 
 
+def test_responses_without_scoring_fields_are_rescored_and_said_so(lm_run, tmp_path):
+    """A task whose filter list was replaced (``take_first``): the logged response is
+    scored with the scoring core, and the notes say so."""
+    d = tmp_path / "rescore"
+    shutil.copytree(lm_run, d)
+    sfile = sorted(d.rglob("samples_medsplit_medqa_reasoning_2*.jsonl"))[0]
+    lines = []
+    for line in sfile.read_text(encoding="utf-8").splitlines():
+        s = json.loads(line)
+        s["filter"] = "take_first"
+        s["filtered_resps"] = [s["resps"][0][0]]
+        lines.append(json.dumps(s))
+    sfile.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rows = {(r.benchmark, r.id, r.adversarial, r.trace_index): r for r in build_report([lm_run], b=B).joined.rows}
+    rep = build_report([d], b=B)
+    assert any("re-scored" in n and "medsplit_medqa_reasoning" in n for n in rep.data.notes)
+    for r in rep.joined.rows:  # same outcomes as the score filter gave
+        o = rows[(r.benchmark, r.id, r.adversarial, r.trace_index)]
+        assert (r.outcome, r.pred) == (o.outcome, o.pred)
+
+
 def test_non_medsplit_files_are_listed_not_dropped(lm_run, tmp_path):
     d = tmp_path / "mixed"
     shutil.copytree(lm_run, d)

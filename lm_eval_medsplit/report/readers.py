@@ -322,7 +322,9 @@ def read_lm_eval_results(path: str | Path, *, allow_partial: bool = False,
             run.notes.append(f"task {task}: not a medsplit task, ignored")
             continue
         task_prov = find_provenance((cfg or {}).get("metadata") or {})
-        rows, n_lines, rescored = _read_lm_eval_samples(sfile, task, run.model, task_prov, keep_outputs)
+        rows, n_lines, rescored, other = _read_lm_eval_samples(sfile, task, run.model, task_prov, keep_outputs)
+        if other:
+            run.notes.append(f"task {task}: {other} sample line(s) of other filters than the one used ignored")
         run.files.append(str(sfile))
         if not rows:
             run.notes.append(f"task {task}: no medsplit metadata in its samples, ignored")
@@ -373,20 +375,23 @@ def _is_medsplit_task(task: str, cfg: Any) -> bool:
 
 
 def _read_lm_eval_samples(sfile: Path, task: str, model: str, task_prov: dict[str, dict[str, Any]],
-                          keep_outputs: str) -> tuple[list[SampleRow], int, int]:
-    rows: list[SampleRow] = []
-    n = 0
-    rescored = 0
-    other_filters = 0
+                          keep_outputs: str) -> tuple[list[SampleRow], int, int, int]:
+    """Rows of one per-sample file: ``(rows, lines used, re-scored, lines ignored)``.
+
+    lm-eval logs one line per document *and filter*. The medsplit tasks have one filter,
+    ``score``; when a task has several, the ``score`` lines are used (or, without
+    any, those of the first filter seen) and the others are counted as ignored."""
+    by_filter: dict[Any, list[SampleRow]] = {}
+    rescored: dict[Any, int] = {}
     try:
         fh = open(sfile, encoding="utf-8")
     except OSError as e:
         raise InputError(sfile, f"cannot read ({e.strerror})") from None
+    seen_meta = False
     with fh:
         for i, line in enumerate(fh, 1):
             if not line.strip():
                 continue
-            n += 1
             try:
                 s = json.loads(line)
             except json.JSONDecodeError as e:
@@ -397,14 +402,12 @@ def _read_lm_eval_samples(sfile: Path, task: str, model: str, task_prov: dict[st
             doc = s.get("doc")
             meta = find_metadata(doc)
             if meta is None:
-                if rows:
+                if seen_meta:
                     raise InputError(sfile, f"line {i}: the doc has no medsplit sample metadata "
                                             f"(id, benchmark, record_hash) unlike earlier lines")
                 continue
+            seen_meta = True
             flt = s.get("filter")
-            if flt not in (None, "score", "none"):
-                other_filters += 1
-                continue
             output = _first_text(s.get("resps"))
             # the score filter's JSON first (what the medsplit tasks log), then fields
             # anywhere in the sample or doc (other adapters / hand-made logs)
@@ -417,19 +420,25 @@ def _read_lm_eval_samples(sfile: Path, task: str, model: str, task_prov: dict[st
                     row_model = f"{model} ({LOGLIKELIHOOD})"
                     output = None
             if fields is None:
-                fields = _rescore(output if output is not None else _first_text(s.get("filtered_resps")),
+                fields = _rescore(_first_text(s.get("filtered_resps")) if output is None else output,
                                   doc, s.get("target"))
                 if fields is None:
                     raise InputError(sfile, f"line {i}: no pred/method/outcome and no options + "
                                             f"gold in the doc to re-score the response")
-                rescored += 1
+                rescored[flt] = rescored.get(flt, 0) + 1
             prov = task_prov.get(str(meta["benchmark"])) or (next(iter(task_prov.values())) if len(task_prov) == 1 else None)
             try:
-                rows.append(_row(meta, model=row_model, harness=LM_EVAL, task=task, fields=fields,
-                                 output=output, keep_outputs=keep_outputs, prov=prov))
+                by_filter.setdefault(flt, []).append(
+                    _row(meta, model=row_model, harness=LM_EVAL, task=task, fields=fields,
+                         output=output, keep_outputs=keep_outputs, prov=prov))
             except (TypeError, ValueError) as e:
                 raise InputError(sfile, f"line {i}: bad sample metadata ({e})") from None
-    return rows, n - other_filters, rescored
+    if not by_filter:
+        return [], 0, 0, 0
+    use = "score" if "score" in by_filter else next(iter(by_filter))
+    rows = by_filter[use]
+    ignored = sum(len(v) for k, v in by_filter.items() if k != use)
+    return rows, len(rows), rescored.get(use, 0), ignored
 
 
 def _from_filtered(filtered: Any) -> dict[str, Any] | None:
