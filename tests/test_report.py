@@ -12,7 +12,6 @@ import hashlib
 import json
 import math
 import shutil
-import zipfile
 from collections import defaultdict
 from html.parser import HTMLParser
 from pathlib import Path
@@ -23,7 +22,7 @@ import yaml
 
 from lm_eval_medsplit.adversarial import add_offline_traces, wrong_letter
 from lm_eval_medsplit.registry import get_benchmark
-from lm_eval_medsplit.report import InputError, build_report, write_report
+from lm_eval_medsplit.report import InputError, build_report
 from lm_eval_medsplit.report import stats
 from lm_eval_medsplit.report.analysis import SWEEP_THRESHOLDS, analyse
 from lm_eval_medsplit.report.readers import read_inputs

@@ -348,7 +348,6 @@ class Analyser:
 
     def _adv_rows(self, model: str, bench: str, level: str, mode: str,
                   parts: list[dict[str, np.ndarray]]) -> list[dict[str, Any]]:
-        t = self.t
         p = {k: np.concatenate([x[k] for x in parts]) for k in parts[0]}
         # questions are distinct across benchmarks: qid is global
         out = []

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_medsplit.registry import HUB_DATASET, find_benchmark
-from lm_eval_medsplit.report.analysis import ALL, CLEAN, MACRO, ReportData
+from lm_eval_medsplit.report.analysis import CLEAN, ReportData
 
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 
