@@ -368,3 +368,12 @@ def iter_jsonl(path) -> Iterator[tuple[str, Any]]:
                 yield f"line {i}", json.loads(line)
             except json.JSONDecodeError as e:
                 yield f"line {i}", RowError("<json>", f"broken JSON line ({e.msg} at column {e.colno})")
+
+
+def iter_json_objects(path) -> Iterator[tuple[str, Any]]:
+    """Like :func:`iter_jsonl`, but a line holding anything other than a JSON object also
+    yields a :class:`RowError` (field ``<row>``)."""
+    for loc, row in iter_jsonl(path):
+        if not isinstance(row, (dict, RowError)):
+            row = RowError("<row>", f"expected a JSON object, got {type(row).__name__}")
+        yield loc, row

@@ -101,6 +101,9 @@ def test_score_bad_line_names_line_and_field(tmp_path):
     _write(inp, [{"output": "Answer: A", "options": ["x", "y"], "answer_idx": "Q"}])
     p = run("score", str(inp), check=False)
     assert f"{inp}: line 1: field 'answer_idx': 'Q' is not one of A, B" in p.stderr
+    inp.write_text('{"output": "Answer: A", "options": ["x", "y"]}\n{"output": \n[1, 2]\n')
+    p = run("score", str(inp), check=False)
+    assert p.returncode == 2 and f"{inp}: line 2: field '<json>': broken JSON line" in p.stderr
 
 
 def test_score_on_real_gpt4o_outputs(shared_data, tmp_path):

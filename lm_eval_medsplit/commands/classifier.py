@@ -150,32 +150,23 @@ def read_question_lines(path: Path) -> tuple[list[dict], list[str], list]:
     """Rows of a JSONL file, their classifier texts, and the problems found (file, line,
     field); a row with a problem gets no text."""
     from lm_eval_medsplit.classifier import ClassifierInputError, classifier_text
-    from lm_eval_medsplit.schema import Problem
+    from lm_eval_medsplit.schema import Problem, RowError, iter_json_objects
 
     rows, texts, problems = [], [], []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            loc = f"line {n}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                problems.append(Problem(str(path), loc, "<json>", f"not valid JSON ({e.msg} at column {e.colno})"))
-                continue
-            if not isinstance(row, dict):
-                problems.append(Problem(str(path), loc, "<row>", f"expected a JSON object, got {type(row).__name__}"))
-                continue
-            if row.get("id") is None or str(row.get("id")).strip() == "":
-                problems.append(Problem(str(path), loc, "id", "missing" if row.get("id") is None else "empty"))
-                continue
-            try:
-                text = classifier_text(row)
-            except ClassifierInputError as e:
-                problems.append(Problem(str(path), loc, e.field, e.message))
-                continue
-            rows.append(row)
-            texts.append(text)
+    for loc, row in iter_json_objects(path):
+        if isinstance(row, RowError):
+            problems.append(Problem(str(path), loc, row.field, row.message))
+            continue
+        if row.get("id") is None or str(row.get("id")).strip() == "":
+            problems.append(Problem(str(path), loc, "id", "missing" if row.get("id") is None else "empty"))
+            continue
+        try:
+            text = classifier_text(row)
+        except ClassifierInputError as e:
+            problems.append(Problem(str(path), loc, e.field, e.message))
+            continue
+        rows.append(row)
+        texts.append(text)
     return rows, texts, problems
 
 

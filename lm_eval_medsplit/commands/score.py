@@ -56,54 +56,47 @@ class ScoreSummary:
 
 def score_lines(path: Path, *, fuzzy: bool = True, out=None) -> ScoreSummary:
     """Score every line of ``path``; raise ValueError naming line and field on bad input."""
-    from lm_eval_medsplit.schema import RowError, coerce_options
+    from lm_eval_medsplit.schema import RowError, coerce_options, iter_json_objects
     from lm_eval_medsplit.scoring import Outcome, extract_answer
 
     summary = ScoreSummary()
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}: line {i}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{where}: expected a JSON object")
-            output = row.get("output")
-            if not isinstance(output, str):
-                raise ValueError(f"{where}: field 'output': "
-                                 + ("missing" if output is None else "expected a string"))
-            if "options" not in row:
-                raise ValueError(f"{where}: field 'options': missing")
-            try:
-                options = coerce_options(row["options"])
-            except RowError as e:
-                raise ValueError(f"{where}: field 'options': {e.message}") from None
-            gold = row.get("answer_idx")
-            if gold is not None:
-                gold = str(gold).strip().upper()
-                if gold not in options:
-                    raise ValueError(f"{where}: field 'answer_idx': {gold!r} is not one of "
-                                     f"{', '.join(options)}")
-            ex = extract_answer(output, options, fuzzy=fuzzy)
-            summary.n += 1
-            summary.methods[ex.method] += 1
-            correct = None
-            if ex.letter is not None:
-                summary.parsed += 1
-            if gold is not None:
-                summary.n_gold += 1
-                correct = ex.letter == gold
-                summary.correct += correct
-                summary.parsed_gold += ex.letter is not None
-            if out is not None:
-                row.update(pred=ex.letter, method=ex.method, correct=correct,
-                           outcome=(Outcome.UNPARSED if ex.letter is None else
-                                    Outcome.CORRECT if correct else Outcome.INCORRECT).value
-                           if gold is not None else None)
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    for loc, row in iter_json_objects(path):
+        where = f"{path}: {loc}"
+        if isinstance(row, RowError):
+            raise ValueError(f"{where}: field {row.field!r}: {row.message}")
+        output = row.get("output")
+        if not isinstance(output, str):
+            raise ValueError(f"{where}: field 'output': "
+                             + ("missing" if output is None else "expected a string"))
+        if "options" not in row:
+            raise ValueError(f"{where}: field 'options': missing")
+        try:
+            options = coerce_options(row["options"])
+        except RowError as e:
+            raise ValueError(f"{where}: field 'options': {e.message}") from None
+        gold = row.get("answer_idx")
+        if gold is not None:
+            gold = str(gold).strip().upper()
+            if gold not in options:
+                raise ValueError(f"{where}: field 'answer_idx': {gold!r} is not one of "
+                                 f"{', '.join(options)}")
+        ex = extract_answer(output, options, fuzzy=fuzzy)
+        summary.n += 1
+        summary.methods[ex.method] += 1
+        correct = None
+        if ex.letter is not None:
+            summary.parsed += 1
+        if gold is not None:
+            summary.n_gold += 1
+            correct = ex.letter == gold
+            summary.correct += correct
+            summary.parsed_gold += ex.letter is not None
+        if out is not None:
+            row.update(pred=ex.letter, method=ex.method, correct=correct,
+                       outcome=(Outcome.UNPARSED if ex.letter is None else
+                                Outcome.CORRECT if correct else Outcome.INCORRECT).value
+                       if gold is not None else None)
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
     return summary
 
 
