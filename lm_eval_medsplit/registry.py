@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 HUB_DATASET = "zou-lab/BioMed-R1-Eval"
-#: Revision of the evaluation set on the hub. Override with ``--revision`` /
-#: ``MEDSPLIT_REVISION``. A branch name is resolved to its current commit sha when data
-#: is loaded, and that sha is what the run loads and records. The hub was unreachable
-#: when this package was written, so no sha could be checked in: set it here (a full
-#: 40-character sha) to pin every user of this version to one commit.
-HUB_REVISION = "main"
+#: Revision of the evaluation set on the hub, pinned to one commit so every user of this
+#: version loads the same rows. This is the commit that published the dataset card
+#: (licence, description) with all 11 configs listed, taken from the dataset's public
+#: commit page; the hub itself was unreachable when it was pinned, so whether newer
+#: commits exist was not checked. Override with ``--revision`` / ``MEDSPLIT_REVISION``
+#: (e.g. ``main``: a branch name is resolved to its current commit sha at load time, and
+#: that sha is what the run loads and records).
+HUB_REVISION = "0e0de2a4f975b902a807dba14c40aadb291d24a2"
 HUB_SPLIT = "test"
 
 TRAIN_DATASET = "zou-lab/BioMed-R1-Train"
