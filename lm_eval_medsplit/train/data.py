@@ -83,7 +83,8 @@ class MedsplitTrainArguments:
         default="biomed_r1",
         metadata={"help": "config of the training set: biomed_r1 (reasoning-heavy release) or m23k_clean"})
     dataset_split: str = field(default=TRAIN_SPLIT, metadata={"help": "split to train on"})
-    dataset_revision: str | None = field(default=None, metadata={"help": "hub revision of the training set"})
+    dataset_revision: str | None = field(default=None, metadata={"help": "hub revision of the training set (default: main, resolved to its "
+                                  "commit sha, which the run records)"})
     reasoning_threshold: float | None = field(
         default=None,
         metadata={"help": "keep rows with reasoning_prob at or above this value, the classifier's is_reasoning "
@@ -193,6 +194,9 @@ def load_train_records(source: str = registry.TRAIN_DATASET, config: str = "biom
         if str(source) != registry.TRAIN_DATASET and "/" not in str(source):
             raise TrainDataError(f"training source {source!r} is neither a hub id, a directory nor "
                                  f"a JSONL file")
+        from lm_eval_medsplit.sources import resolve_hub_revision
+
+        revision = resolve_hub_revision(str(source), revision or "main")
         try:
             ds = datasets.load_dataset(str(source), config, split=split, revision=revision)
         except Exception as e:  # noqa: BLE001 - offline, unknown id or config: say which and why
@@ -664,7 +668,8 @@ def prepare_training_data(args: MedsplitTrainArguments, task: str, *, tokenizer=
     report = {
         "task": task,
         "source": {"dataset_source": args.dataset_source, "config": args.dataset_config,
-                   "split": args.dataset_split, "revision": args.dataset_revision,
+                   "split": args.dataset_split,
+                   "revision": load_report.revision or args.dataset_revision,
                    "files": load_report.files, "content_hash": load_report.content_hash},
         "steps": steps,
         "prompt_format": fmt,
