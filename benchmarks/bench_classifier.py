@@ -30,8 +30,12 @@ def main() -> None:
     split = shared / "splits" / "medxpertqa_classifier_split.json"
 
     t0 = time.perf_counter()
-    from lm_eval_medsplit.classifier import (DEFAULT_EMBEDDED_MODEL, classifier_texts, get_classifier,
-                                             load_labelled)
+    from lm_eval_medsplit.classifier import (
+        DEFAULT_EMBEDDED_MODEL,
+        classifier_texts,
+        get_classifier,
+        load_labelled,
+    )
     from lm_eval_medsplit.classifier.metrics import bootstrap_metrics, format_report
 
     clf = get_classifier("embedded")

@@ -585,7 +585,7 @@ def _run_chunk(chunk, generator: TraceGenerator, n: int, max_attempts: int, on_r
             stats.fallback_offline += 1
         if bar is not None:
             bar.update(1)
-    for j, (r, h, letters, kept) in enumerate(chunk):
+    for j, (r, h, letters, _kept) in enumerate(chunk):
         n_off = status[j].count(STATUS_OFFLINE)
         r.adversarial_traces = slots[j]
         r.adversarial_source = combined_source(generator.source, n_off)

@@ -227,10 +227,8 @@ def _coerce_text(text: Any) -> str:
 def _think_cut(low: str) -> int | None:
     """Index after the last ``</think>`` (0 if none); ``None`` when a ``<think>`` is
     left open after it. ``low`` is the lower-cased text."""
-    last_close = None
-    for last_close in _THINK_CLOSE.finditer(low):
-        pass
-    start = 0 if last_close is None else last_close.end()
+    closes = list(_THINK_CLOSE.finditer(low))
+    start = closes[-1].end() if closes else 0
     if _THINK_OPEN.search(low, start):
         return None
     return start

@@ -132,9 +132,8 @@ task:
 def render() -> dict[str, str]:
     """Every generated file name -> its text."""
     from lm_eval_medsplit.adversarial import N_TRACES
-    from lm_eval_medsplit.task_yaml import DEFAULT_MAX_GEN_TOKS, FILTER_NAME, task_name
     from lm_eval_medsplit.registry import BENCHMARKS
-    from lm_eval_medsplit.task_yaml import SUBSETS
+    from lm_eval_medsplit.task_yaml import DEFAULT_MAX_GEN_TOKS, FILTER_NAME, SUBSETS, task_name
 
     files: dict[str, str] = {}
     bodies = {m: _body(m, DEFAULT_MAX_GEN_TOKS, FILTER_NAME, N_TRACES) for m in ("cot", "adversarial", "mc")}

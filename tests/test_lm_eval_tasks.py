@@ -161,6 +161,7 @@ def test_every_group_builds_and_weights_its_leaf_tasks(raw_dir, tmp_path):
     top group's acc is the size-weighted mean of its leaf tasks."""
     import lm_eval
     from lm_eval.tasks import TaskManager
+
     from lm_eval_medsplit.registry import BENCHMARKS
 
     src = resolve_source(raw_dir)

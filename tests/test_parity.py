@@ -103,9 +103,9 @@ def lm_eval_outcomes(raw_dir, evalset, outputs):
 
 
 def test_lm_eval_inspect_and_trl_score_alike(evalset, outputs, lm_eval_outcomes, tmp_path):
+    import inspect_mock_provider as mock
     from inspect_ai import eval as inspect_eval
 
-    import inspect_mock_provider as mock
     from lm_eval_medsplit.inspect_tasks.tasks import medsplit
     from lm_eval_medsplit.train.data import build_rows
     from lm_eval_medsplit.train.rewards import AccuracyReward

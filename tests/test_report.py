@@ -22,8 +22,7 @@ import yaml
 
 from lm_eval_medsplit.adversarial import add_offline_traces, wrong_letter
 from lm_eval_medsplit.registry import get_benchmark
-from lm_eval_medsplit.report import InputError, build_report
-from lm_eval_medsplit.report import stats
+from lm_eval_medsplit.report import InputError, build_report, stats
 from lm_eval_medsplit.report.analysis import SWEEP_THRESHOLDS, analyse
 from lm_eval_medsplit.report.readers import read_inputs
 from lm_eval_medsplit.samples import SampleRow

@@ -17,8 +17,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-
-from test_report import B, LM_MODEL, UNPARSED_TEXT, env, hub_dir, inspect_run, lm_run, records  # noqa: F401
+from test_report import LM_MODEL, UNPARSED_TEXT, B, env, hub_dir, inspect_run, lm_run, records  # noqa: F401
 
 from lm_eval_medsplit.report import build_report, write_report
 

@@ -19,8 +19,14 @@ CELLS = ("tn", "fp", "fn", "tp")
 
 def binary_metrics(y_true, prob, threshold: float) -> dict[str, Any]:
     """Point metrics of ``prob >= threshold`` against ``y_true`` (1 reasoning, 0 knowledge)."""
-    from sklearn.metrics import (accuracy_score, balanced_accuracy_score, cohen_kappa_score,
-                                 confusion_matrix, f1_score, roc_auc_score)
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        cohen_kappa_score,
+        confusion_matrix,
+        f1_score,
+        roc_auc_score,
+    )
 
     y = np.asarray(y_true, dtype=int)
     p = np.asarray(prob, dtype=float)

@@ -151,8 +151,11 @@ def train_transformer(ids: Sequence[str], texts: Sequence[str], labels: Sequence
     """Fine-tune ``base`` on (text, label) pairs and save it to ``out``; returns ``out``."""
     import torch
     from tqdm.auto import tqdm
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer,
-                              get_linear_schedule_with_warmup)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        get_linear_schedule_with_warmup,
+    )
 
     from lm_eval_medsplit import __version__
     from lm_eval_medsplit.classifier.embedded import training_data_sha256

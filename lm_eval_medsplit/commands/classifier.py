@@ -127,8 +127,8 @@ def _backend_kw(args) -> dict:
 
 
 def _classifier(args):
-    from lm_eval_medsplit.cli import CLIError
     from lm_eval_medsplit.classifier import get_classifier
+    from lm_eval_medsplit.cli import CLIError
 
     try:
         return get_classifier(args.backend, model=args.model, **_backend_kw(args))
@@ -240,8 +240,8 @@ def _write_jsonl_atomic(path: Path, rows) -> None:
 
 
 def _load_labelled(data, split, part, label_field):
-    from lm_eval_medsplit.cli import CLIError
     from lm_eval_medsplit.classifier import load_labelled
+    from lm_eval_medsplit.cli import CLIError
     from lm_eval_medsplit.schema import RecordValidationError
 
     try:
@@ -251,8 +251,8 @@ def _load_labelled(data, split, part, label_field):
 
 
 def cmd_train(args) -> int:
-    from lm_eval_medsplit.cli import CLIError
     from lm_eval_medsplit.classifier import classifier_texts
+    from lm_eval_medsplit.cli import CLIError
 
     records, labels = _load_labelled(args.data, args.split, args.part, args.label_field)
     if len(set(labels)) < 2:

@@ -111,7 +111,14 @@ def cmd_report(args) -> int:
     import json
 
     from lm_eval_medsplit.cli import CLIError
-    from lm_eval_medsplit.report import DEFAULT_B, DEFAULT_SEED, InputError, JoinError, build_report, write_report
+    from lm_eval_medsplit.report import (
+        DEFAULT_B,
+        DEFAULT_SEED,
+        InputError,
+        JoinError,
+        build_report,
+        write_report,
+    )
 
     formats = _formats(args.format)
     _need(formats)

@@ -33,7 +33,7 @@ def _plt():
 
 def _err(est, lo, hi):
     """Asymmetric error bars (never negative, missing intervals as 0)."""
-    low = [max(0.0, e - l) if (e is not None and l is not None) else 0.0 for e, l in zip(est, lo)]
+    low = [max(0.0, e - a) if (e is not None and a is not None) else 0.0 for e, a in zip(est, lo)]
     high = [max(0.0, h - e) if (e is not None and h is not None) else 0.0 for e, h in zip(est, hi)]
     return [low, high]
 
@@ -94,7 +94,7 @@ def gap_forest(d: ReportData):
             xs.append(100 * r["gap"])
             lo.append(100 * r["gap_ci_low"])
             hi.append(100 * r["gap_ci_high"])
-        ax.errorbar(xs, ys, xerr=[[x - l for x, l in zip(xs, lo)], [h - x for x, h in zip(xs, hi)]],
+        ax.errorbar(xs, ys, xerr=[[x - a for x, a in zip(xs, lo)], [b - x for x, b in zip(xs, hi)]],
                     fmt="o", ms=4, capsize=2, color=_COLORS[j % len(_COLORS)], label=m)
     ax.axvline(0, color="k", lw=0.8)
     ax.axhline(len(labels) - 2.5, color="grey", lw=0.6, ls="--")
