@@ -252,6 +252,20 @@ def test_hub_layout_directory_and_hub_code_path(raw, tmp_path):
     assert resolve_source("hub").revision == registry.HUB_REVISION
 
 
+def test_hub_revision_is_a_pinned_commit(monkeypatch):
+    """The default hub revision is a full commit sha (a branch would move under users),
+    passed through unresolved; an override wins over it."""
+    import re
+
+    from lm_eval_medsplit.sources import resolve_hub_revision
+
+    monkeypatch.delenv("MEDSPLIT_REVISION", raising=False)
+    assert re.fullmatch(r"[0-9a-f]{40}", registry.HUB_REVISION)
+    assert resolve_hub_revision(registry.HUB_DATASET, registry.HUB_REVISION) == registry.HUB_REVISION
+    monkeypatch.setenv("MEDSPLIT_REVISION", "main")
+    assert resolve_source("hub").revision == "main"
+
+
 def test_source_from_environment(raw_dir, monkeypatch):
     monkeypatch.setenv("MEDSPLIT_SOURCE", str(raw_dir))
     assert resolve_source().kind == "raw_dir"
