@@ -922,3 +922,17 @@ def test_cli_json_output(lm_run, capsys, tmp_path):
     d = json.loads(capsys.readouterr().out)
     assert d["models"] == ["renamed"] and d["gaps"][0]["model"] == "renamed"
     assert d["settings"]["bootstrap_replicates"] == 200
+
+
+def test_model_rows_are_separated_by_model():
+    """Tables keyed by model draw a separator after the last row of each model, in all
+    three renderers; tables of files (runs) draw none."""
+    from lm_eval_medsplit.report.tables import TableSpec, to_html, to_rich
+
+    t = TableSpec("k", "title", ["model", "x"])
+    for row in (["m1", "a"], ["m1", "b"], ["m2", "c"], ["m3", "d"], ["m3", "e"]):
+        t.add_model_row(row)
+    assert t.sections == [1, 2]
+    assert [r[1] for r in t.rows] == ["a", "b", "c", "d", "e"]
+    assert to_html(t).count('<tr class="sep">') == 2
+    assert [r.end_section for r in to_rich(t).rows] == [False, True, True, False, False]

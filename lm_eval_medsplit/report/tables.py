@@ -27,6 +27,12 @@ class TableSpec:
     sections: list[int] = field(default_factory=list)
     """row indices after which a separator is drawn"""
 
+    def add_model_row(self, row: list[str]) -> None:
+        """Append a row whose first cell is the model, drawing a separator between models."""
+        if self.rows and self.rows[-1][0] != row[0]:
+            self.sections.append(len(self.rows) - 1)
+        self.rows.append(row)
+
 
 def pct(x: float | None, nd: int = 1) -> str:
     return "–" if x is None else f"{100 * x:.{nd}f}"
@@ -67,17 +73,13 @@ def gap_table(d: ReportData) -> TableSpec:
                           "accuracy in percentage points (positive: reasoning questions are harder). "
                           "Macro avg = mean over benchmarks; weighted avg = pooled over questions.",
                   right={2, 3, 4, 5, 6, 7})
-    prev = None
     for r in d.gaps:
-        if prev is not None and r["model"] != prev:
-            t.sections.append(len(t.rows) - 1)
-        prev = r["model"]
-        t.rows.append([r["model"], bench_label(r["benchmark"]), f"{r['knowledge_n']:,}",
-                       with_ci(r["knowledge_accuracy"], r["knowledge_ci_low"], r["knowledge_ci_high"]),
-                       f"{r['reasoning_n']:,}",
-                       with_ci(r["reasoning_accuracy"], r["reasoning_ci_low"], r["reasoning_ci_high"]),
-                       with_ci(r["gap"], r["gap_ci_low"], r["gap_ci_high"], signed),
-                       pct(r["parse_rate"])])
+        t.add_model_row([r["model"], bench_label(r["benchmark"]), f"{r['knowledge_n']:,}",
+                         with_ci(r["knowledge_accuracy"], r["knowledge_ci_low"], r["knowledge_ci_high"]),
+                         f"{r['reasoning_n']:,}",
+                         with_ci(r["reasoning_accuracy"], r["reasoning_ci_low"], r["reasoning_ci_high"]),
+                         with_ci(r["gap"], r["gap_ci_low"], r["gap_ci_high"], signed),
+                         pct(r["parse_rate"])])
     return t
 
 
@@ -92,21 +94,17 @@ def adversarial_table(d: ReportData) -> TableSpec:
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in d.adversarial:
         groups.setdefault((r["model"], r["benchmark"], r["mode"]), []).append(r)
-    prev = None
     for (model, bench, mode), rows in groups.items():
         mean = next(r for r in rows if r["trace"] == "mean")
         traces = [r for r in rows if r["trace"] != "mean"]
-        if prev is not None and model != prev:
-            t.sections.append(len(t.rows) - 1)
-        prev = model
         per = " · ".join(f"t{r['trace']} {pct(r['accuracy'])}" for r in traces)
         ps = ", ".join(pval(r["mcnemar_p"]) for r in traces) if bench != MACRO else "–"
-        t.rows.append([model, bench_label(bench), mode, pct(mean["clean_accuracy"]),
-                       with_ci(mean["accuracy"], mean["ci_low"], mean["ci_high"]), per,
-                       with_ci(mean["drop"], mean["drop_ci_low"], mean["drop_ci_high"], signed),
-                       "–" if mean["correct_to_wrong"] is None else f"{mean['correct_to_wrong']:,}",
-                       "–" if mean["wrong_to_correct"] is None else f"{mean['wrong_to_correct']:,}",
-                       ps])
+        t.add_model_row([model, bench_label(bench), mode, pct(mean["clean_accuracy"]),
+                         with_ci(mean["accuracy"], mean["ci_low"], mean["ci_high"]), per,
+                         with_ci(mean["drop"], mean["drop_ci_low"], mean["drop_ci_high"], signed),
+                         "–" if mean["correct_to_wrong"] is None else f"{mean['correct_to_wrong']:,}",
+                         "–" if mean["wrong_to_correct"] is None else f"{mean['wrong_to_correct']:,}",
+                         ps])
     return t
 
 
@@ -117,16 +115,12 @@ def adversarial_subset_table(d: ReportData) -> TableSpec:
                   caption="Per-question drop (clean − mean adversarial correctness) averaged on each "
                           "subset; R − K > 0 means reasoning questions lose more.",
                   right={3, 4, 5})
-    prev = None
     for r in d.adversarial_subsets:
-        if prev is not None and r["model"] != prev:
-            t.sections.append(len(t.rows) - 1)
-        prev = r["model"]
-        t.rows.append([r["model"], bench_label(r["benchmark"]), r["mode"],
-                       with_ci(r["knowledge_drop"], r["knowledge_drop_ci_low"], r["knowledge_drop_ci_high"], signed),
-                       with_ci(r["reasoning_drop"], r["reasoning_drop_ci_low"], r["reasoning_drop_ci_high"], signed),
-                       with_ci(r["difference"], r["difference_ci_low"], r["difference_ci_high"], signed),
-                       r["larger_drop"] or "–"])
+        t.add_model_row([r["model"], bench_label(r["benchmark"]), r["mode"],
+                         with_ci(r["knowledge_drop"], r["knowledge_drop_ci_low"], r["knowledge_drop_ci_high"], signed),
+                         with_ci(r["reasoning_drop"], r["reasoning_drop_ci_low"], r["reasoning_drop_ci_high"], signed),
+                         with_ci(r["difference"], r["difference_ci_low"], r["difference_ci_high"], signed),
+                         r["larger_drop"] or "–"])
     return t
 
 
@@ -136,31 +130,23 @@ def sweep_table(d: ReportData, every: float | None = None) -> TableSpec:
                    "gap K−R (pp) [95% CI]"],
                   caption="Questions re-split at each cut-off of the classifier's reasoning_prob.",
                   right={1, 2, 3, 4, 5, 6})
-    prev = None
     for r in d.threshold_sweep:
         if every and abs(round(r["threshold"] / every) * every - r["threshold"]) > 1e-9:
             continue
-        if prev is not None and r["model"] != prev:
-            t.sections.append(len(t.rows) - 1)
-        prev = r["model"]
-        t.rows.append([r["model"], f"{r['threshold']:.2f}", f"{r['reasoning_n']:,}",
-                       pct(r["reasoning_accuracy"]), f"{r['knowledge_n']:,}", pct(r["knowledge_accuracy"]),
-                       with_ci(r["gap"], r["gap_ci_low"], r["gap_ci_high"], signed)])
+        t.add_model_row([r["model"], f"{r['threshold']:.2f}", f"{r['reasoning_n']:,}",
+                         pct(r["reasoning_accuracy"]), f"{r['knowledge_n']:,}", pct(r["knowledge_accuracy"]),
+                         with_ci(r["gap"], r["gap_ci_low"], r["gap_ci_high"], signed)])
     return t
 
 
 def bins_table(d: ReportData) -> TableSpec:
     t = TableSpec("prob_bins", "Accuracy by reasoning_prob bin (clean, all benchmarks pooled)",
                   ["model", "reasoning_prob", "n", "accuracy % [95% CI]"], right={2, 3})
-    prev = None
     for r in d.prob_bins:
         if r["benchmark"] != ALL:
             continue
-        if prev is not None and r["model"] != prev:
-            t.sections.append(len(t.rows) - 1)
-        prev = r["model"]
-        t.rows.append([r["model"], f"[{r['bin_low']:.1f}, {r['bin_high']:.1f})", f"{r['n']:,}",
-                       with_ci(r["accuracy"], r["ci_low"], r["ci_high"])])
+        t.add_model_row([r["model"], f"[{r['bin_low']:.1f}, {r['bin_high']:.1f})", f"{r['n']:,}",
+                         with_ci(r["accuracy"], r["ci_low"], r["ci_high"])])
     return t
 
 
@@ -168,14 +154,10 @@ def parse_table(d: ReportData) -> TableSpec:
     t = TableSpec("parse", "Answer extraction", ["model", "benchmark", "condition", "n",
                                                  "parse %", "unparsed", "methods"],
                   right={3, 4, 5})
-    prev = None
     for r in d.parse:
-        if prev is not None and r["model"] != prev:
-            t.sections.append(len(t.rows) - 1)
-        prev = r["model"]
         methods = ", ".join(f"{k} {v:,}" for k, v in sorted(r["methods"].items(), key=lambda kv: -kv[1]))
-        t.rows.append([r["model"], r["benchmark"], r["condition"], f"{r['n']:,}",
-                       pct(r["parse_rate"]), f"{r['unparsed']:,}", methods])
+        t.add_model_row([r["model"], r["benchmark"], r["condition"], f"{r['n']:,}",
+                         pct(r["parse_rate"]), f"{r['unparsed']:,}", methods])
     return t
 
 
