@@ -45,8 +45,10 @@ def pattern_output(first_user_text: str) -> str:
     return PATTERN_OUTPUTS[pattern_kind(first_user_text)]
 
 
-@modelapi(name="medsplit_test")
-class MedsplitTestAPI(ModelAPI):
+class _ScriptedAPI(ModelAPI):
+    """Answers the first user message with :meth:`answer`; sets usage (word counts) and
+    records the input roles in the output metadata."""
+
     def __init__(self, model_name: str, base_url: str | None = None, api_key: str | None = None,
                  config: GenerateConfig = GenerateConfig(), **model_args) -> None:
         super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, config=config)
@@ -54,7 +56,7 @@ class MedsplitTestAPI(ModelAPI):
     async def generate(self, input: list[ChatMessage], tools: list[ToolInfo],
                        tool_choice: ToolChoice, config: GenerateConfig) -> ModelOutput:
         first_user = next(m for m in input if m.role == "user")
-        text = pattern_output(first_user.text)
+        text = self.answer(first_user.text)
         out = ModelOutput.from_content(model=self.model_name, content=text)
         n_in = sum(len(m.text.split()) for m in input)
         out.usage = ModelUsage(input_tokens=n_in, output_tokens=len(text.split()),
@@ -63,6 +65,15 @@ class MedsplitTestAPI(ModelAPI):
                         "continued_assistant": input[-1].role == "assistant"}
         return out
 
+    def answer(self, first_user_text: str) -> str:
+        raise NotImplementedError
+
+
+@modelapi(name="medsplit_test")
+class MedsplitTestAPI(_ScriptedAPI):
+    def answer(self, first_user_text: str) -> str:
+        return pattern_output(first_user_text)
+
 
 #: ``medsplit_test/replay`` answers with ``REPLAY[first user text]`` (tests fill it in
 #: the same process before calling ``inspect_ai.eval``), e.g. real GPT-4o outputs.
@@ -70,15 +81,6 @@ REPLAY: dict[str, str] = {}
 
 
 @modelapi(name="medsplit_test_replay")
-class MedsplitReplayAPI(ModelAPI):
-    def __init__(self, model_name: str, base_url: str | None = None, api_key: str | None = None,
-                 config: GenerateConfig = GenerateConfig(), **model_args) -> None:
-        super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, config=config)
-
-    async def generate(self, input: list[ChatMessage], tools: list[ToolInfo],
-                       tool_choice: ToolChoice, config: GenerateConfig) -> ModelOutput:
-        first_user = next(m for m in input if m.role == "user")
-        text = REPLAY[first_user.text]
-        out = ModelOutput.from_content(model=self.model_name, content=text)
-        out.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)
-        return out
+class MedsplitReplayAPI(_ScriptedAPI):
+    def answer(self, first_user_text: str) -> str:
+        return REPLAY[first_user_text]
