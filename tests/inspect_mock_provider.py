@@ -75,7 +75,7 @@ class MedsplitTestAPI(_ScriptedAPI):
         return pattern_output(first_user_text)
 
 
-#: ``medsplit_test/replay`` answers with ``REPLAY[first user text]`` (tests fill it in
+#: ``medsplit_test_replay/NAME`` answers with ``REPLAY[first user text]`` (tests fill it in
 #: the same process before calling ``inspect_ai.eval``), e.g. real GPT-4o outputs.
 REPLAY: dict[str, str] = {}
 

@@ -17,11 +17,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 import inspect_mock_provider as mock  # noqa: E402  (registers the test providers)
+from hub_layout import write_hub_dir  # noqa: E402
 from inspect_ai import eval as inspect_eval  # noqa: E402
 from inspect_ai.log import read_eval_log  # noqa: E402
 
 from lm_eval_medsplit import scoring  # noqa: E402
-from lm_eval_medsplit.adversarial import add_offline_traces  # noqa: E402
 from lm_eval_medsplit.dataset import load_eval_records  # noqa: E402
 from lm_eval_medsplit.inspect_tasks import dataset as ids  # noqa: E402
 from lm_eval_medsplit.inspect_tasks.record_to_sample import record_to_sample  # noqa: E402
@@ -38,7 +38,6 @@ from lm_eval_medsplit.prompts import (  # noqa: E402
     build_prompt,
     prefill_text,
 )
-from lm_eval_medsplit.registry import get_benchmark  # noqa: E402
 from lm_eval_medsplit.samples import sample_metadata  # noqa: E402
 from lm_eval_medsplit.sources import resolve_source  # noqa: E402
 
@@ -61,27 +60,10 @@ def _label(records):
         r.is_reasoning = len(r.question) >= median
 
 
-def write_hub_dir(raw_dir: Path, out: Path, benches=BENCHES, n=N_PER_BENCH) -> Path:
-    """A hub-layout directory (DIR/<config>/test.jsonl + manifest) of real raw records with
-    labels and offline traces, the same layout `medsplit build` writes."""
-    src = resolve_source(raw_dir)
-    for name in benches:
-        recs, _ = src.load(name)
-        recs = recs[:n]
-        _label(recs)
-        add_offline_traces(recs)
-        d = out / get_benchmark(name).config
-        d.mkdir(parents=True, exist_ok=True)
-        with open(d / "test.jsonl", "w", encoding="utf-8") as f:
-            for r in recs:
-                f.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
-    (out / "manifest.json").write_text(json.dumps({"revision": "test-rev-1"}))
-    return out
-
-
 @pytest.fixture(scope="session")
 def hub_dir(raw_dir, tmp_path_factory) -> Path:
-    return write_hub_dir(raw_dir, tmp_path_factory.mktemp("inspect_hub"))
+    return write_hub_dir(raw_dir, tmp_path_factory.mktemp("inspect_hub"), BENCHES, label=_label,
+                         revision="test-rev-1", limit=N_PER_BENCH)
 
 
 @pytest.fixture(scope="session")
@@ -369,7 +351,8 @@ def test_scorer_equals_scoring_core_on_real_gpt4o_outputs(raw_dir, tmp_path):
     sample scores exactly as scoring.score(output, record.options, record.answer_idx)."""
     rows = json.loads((raw_dir / "mmlu_health_biology" / "health_result.json").read_text())
     responses = {str(r["question_id"]): r["response"] for r in rows}
-    hub = write_hub_dir(raw_dir, tmp_path / "hub", benches=("mmlu_pro_health_biology",), n=200)
+    hub = write_hub_dir(raw_dir, tmp_path / "hub", ("mmlu_pro_health_biology",), label=_label,
+                        revision="test-rev-1", limit=200)
     recs = load_eval_records("mmlu_pro_health_biology", str(hub)).records
     mock.REPLAY.clear()
     for r in recs:

@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip("lm_eval")
 
 import lm_eval.models  # noqa: E402,F401  (built-in backends first: a registry that is not empty is not filled lazily)
+from hub_layout import write_hub_dir  # noqa: E402
 from lm_eval.api.model import LM  # noqa: E402
 from lm_eval.api.registry import register_model  # noqa: E402
 
@@ -24,7 +25,6 @@ from lm_eval_medsplit._lm_eval_hook import PTH_LINE, PTH_NAME, augment_include_p
 from lm_eval_medsplit.adversarial import N_TRACES, add_offline_traces  # noqa: E402
 from lm_eval_medsplit.dataset import select  # noqa: E402
 from lm_eval_medsplit.prompts import RECONSIDER_CUE, build_prompt  # noqa: E402
-from lm_eval_medsplit.registry import get_benchmark  # noqa: E402
 from lm_eval_medsplit.samples import METADATA_KEYS, score_fields  # noqa: E402
 from lm_eval_medsplit.schema import dataset_hash  # noqa: E402
 from lm_eval_medsplit.scoring import score  # noqa: E402
@@ -42,27 +42,15 @@ def rule_label(record) -> None:
     record.reasoning_prob, record.is_reasoning, record.reasoning_threshold = p, p >= 0.5, 0.5
 
 
-def write_hub_dir(raw_dir: Path, out: Path, benchmarks=BENCHMARKS, limit: int | None = None,
-                  edit=None) -> Path:
-    """A hub-layout directory from real raw records, labelled by :func:`rule_label`, with
-    offline traces (what `medsplit build` writes, minus the classifier)."""
-    src = resolve_source(raw_dir)
-    for name in benchmarks:
-        records, _ = src.load(name)
-        records = records[:limit] if limit else records
-        for r in records:
-            rule_label(r)
-        add_offline_traces(records)
-        if edit:
-            edit(records)
-        write_jsonl(records, out / get_benchmark(name).config / "test.jsonl")
-    (out / "manifest.json").write_text(json.dumps({"revision": REVISION}))
-    return out
+def rule_labels(records) -> None:
+    for r in records:
+        rule_label(r)
 
 
 @pytest.fixture(scope="session")
 def hub_dir(raw_dir, tmp_path_factory) -> Path:
-    return write_hub_dir(raw_dir, tmp_path_factory.mktemp("hub"))
+    return write_hub_dir(raw_dir, tmp_path_factory.mktemp("hub"), BENCHMARKS, label=rule_labels,
+                         revision=REVISION)
 
 
 @pytest.fixture(scope="session")
@@ -243,7 +231,8 @@ def test_raw_source_is_labelled_and_traced_on_the_fly(raw_dir, tmp_path, monkeyp
 
 
 def test_source_from_metadata_wins_over_environment(hub_dir, raw_dir, tmp_path, monkeypatch):
-    small = write_hub_dir(raw_dir, tmp_path / "small", benchmarks=("pubmedqa",), limit=40)
+    small = write_hub_dir(raw_dir, tmp_path / "small", ("pubmedqa",), label=rule_labels,
+                          revision=REVISION, limit=40)
     monkeypatch.setenv("MEDSPLIT_SOURCE", str(small))
     docs, prov = lt.load_task_docs("pubmedqa", "knowledge", "cot", {})
     assert prov["source"]["location"] == str(small.resolve()) and prov["n_records"] == 40
@@ -254,13 +243,13 @@ def test_source_from_metadata_wins_over_environment(hub_dir, raw_dir, tmp_path, 
 def test_record_without_its_trace_is_an_error_naming_it(raw_dir, tmp_path):
     victim = {}
 
-    def strip_traces(records):
+    def strip_traces(name, records):
         r = next(x for x in records if x.is_reasoning)
         r.adversarial_traces = r.adversarial_traces[:1]
         victim["id"] = r.id
 
-    src = write_hub_dir(raw_dir, tmp_path / "hub", benchmarks=("pubmedqa",), limit=30,
-                        edit=strip_traces)
+    src = write_hub_dir(raw_dir, tmp_path / "hub", ("pubmedqa",), label=rule_labels,
+                        revision=REVISION, limit=30, edit=strip_traces)
     from lm_eval.tasks import TaskManager
 
     tm = TaskManager(include_path=TASK_DIR, include_defaults=False, metadata={"source": str(src)})

@@ -19,14 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from hub_layout import write_hub_dir
 
-from lm_eval_medsplit.adversarial import add_offline_traces, wrong_letter
-from lm_eval_medsplit.registry import get_benchmark
+from lm_eval_medsplit.adversarial import wrong_letter
 from lm_eval_medsplit.report import InputError, build_report, stats
 from lm_eval_medsplit.report.analysis import SWEEP_THRESHOLDS, analyse
 from lm_eval_medsplit.report.readers import read_inputs
 from lm_eval_medsplit.samples import SampleRow
-from lm_eval_medsplit.sources import resolve_source
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHES = ("medqa", "pubmedqa", "medbullets_op5")
@@ -88,25 +87,10 @@ def _label(records) -> None:
         r.is_reasoning = r.reasoning_prob >= 0.5
 
 
-def write_hub_dir(raw_dir: Path, out: Path, *, edit: str | None = None, revision: str = "rev-1") -> Path:
-    """A hub-layout directory of N real records per benchmark, labelled by a fixed rule,
-    with offline traces; ``edit`` changes the question of that benchmark's first record
-    (another data revision)."""
-    src = resolve_source(raw_dir)
-    for name in BENCHES:
-        recs, _ = src.load(name)
-        recs = recs[:N]
-        _label(recs)
-        add_offline_traces(recs)
-        if edit == name:
-            recs[0].question += " (revised)"
-        d = out / get_benchmark(name).config
-        d.mkdir(parents=True, exist_ok=True)
-        with open(d / "test.jsonl", "w", encoding="utf-8") as f:
-            for r in recs:
-                f.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
-    (out / "manifest.json").write_text(json.dumps({"revision": revision}))
-    return out
+def _revise_medqa(name, records) -> None:
+    """Another data revision: the question of MedQA's first record changed."""
+    if name == "medqa":
+        records[0].question += " (revised)"
 
 
 @pytest.fixture(scope="session")
@@ -126,12 +110,14 @@ def env(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def hub_dir(raw_dir, tmp_path_factory, env) -> Path:
-    return write_hub_dir(raw_dir, tmp_path_factory.mktemp("hub"))
+    return write_hub_dir(raw_dir, tmp_path_factory.mktemp("hub"), BENCHES, label=_label, revision="rev-1",
+                         limit=N)
 
 
 @pytest.fixture(scope="session")
 def hub_dir_rev2(raw_dir, tmp_path_factory, env) -> Path:
-    return write_hub_dir(raw_dir, tmp_path_factory.mktemp("hub_rev2"), edit="medqa", revision="rev-2")
+    return write_hub_dir(raw_dir, tmp_path_factory.mktemp("hub_rev2"), BENCHES, label=_label, revision="rev-2",
+                         limit=N, edit=_revise_medqa)
 
 
 @pytest.fixture(scope="session")
