@@ -16,13 +16,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from hub_layout import write_hub_dir  # noqa: E402
 from test_inspect_tasks import (  # noqa: E402
     N_PER_BENCH,
     _env,
+    _label,
     _one_log,
     metrics_of,
     mock_provider_env,
-    write_hub_dir,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,7 +62,8 @@ def test_fresh_install_registers_the_entry_point(fresh_venv, tmp_path):
 
 
 def test_fresh_install_inspect_eval_resolves_and_succeeds(fresh_venv, raw_dir, tmp_path):
-    hub = write_hub_dir(raw_dir, tmp_path / "hub", benches=("medqa",))
+    hub = write_hub_dir(raw_dir, tmp_path / "hub", ("medqa",), label=_label, revision="test-rev-1",
+                        limit=N_PER_BENCH)
     log_dir = tmp_path / "logs"
     env = mock_provider_env(tmp_path, _env(tmp_path))
     env["PATH"] = f"{fresh_venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
