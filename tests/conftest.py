@@ -31,3 +31,11 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def raw_dir(shared_data) -> Path:
     return shared_data / "raw"
+
+
+@pytest.fixture(scope="session")
+def raw_source(raw_dir):
+    """The raw directory as a resolved source (stateless: each ``load`` reads afresh)."""
+    from lm_eval_medsplit.sources import resolve_source
+
+    return resolve_source(raw_dir)

@@ -36,29 +36,24 @@ from lm_eval_medsplit.adversarial_models import (
 from lm_eval_medsplit.cli import main
 from lm_eval_medsplit.prompts import trace_generation_messages
 from lm_eval_medsplit.schema import MCQRecord
-from lm_eval_medsplit.sources import load_jsonl_records, resolve_source, write_jsonl
+from lm_eval_medsplit.sources import load_jsonl_records, write_jsonl
 
 
 @pytest.fixture(scope="module")
-def raw(raw_dir):
-    return resolve_source(raw_dir)
+def medqa(raw_source):
+    return raw_source.load("medqa")[0]
 
 
 @pytest.fixture(scope="module")
-def medqa(raw):
-    return raw.load("medqa")[0]
-
-
-@pytest.fixture(scope="module")
-def medxpertqa(raw):
-    return raw.load("medxpertqa")[0]
+def medxpertqa(raw_source):
+    return raw_source.load("medxpertqa")[0]
 
 
 # --------------------------------------------------------------------------- core
 
 
-def test_wrong_letters_deterministic_distinct_never_gold(medqa, medxpertqa, raw):
-    pubmed = raw.load("pubmedqa")[0]
+def test_wrong_letters_deterministic_distinct_never_gold(medqa, medxpertqa, raw_source):
+    pubmed = raw_source.load("pubmedqa")[0]
     for recs in (medqa, medxpertqa, pubmed):
         for r in recs[:300]:
             letters = wrong_letters(r, N_TRACES)

@@ -44,18 +44,14 @@ def file_hashes(d: Path) -> dict[str, str]:
             for p in sorted(d.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture(scope="module")
-def raw(raw_dir):
-    return resolve_source(raw_dir)
-
 
 @pytest.fixture(scope="module")
-def labelled_dir(raw, tmp_path_factory):
+def labelled_dir(raw_source, tmp_path_factory):
     """A labelled hub-layout source (labels from a rule, no traces) made from the real
     raw records of every local benchmark."""
     root = tmp_path_factory.mktemp("labelled")
-    for name in raw.benchmarks():
-        recs, _ = raw.load(name)
+    for name in raw_source.benchmarks():
+        recs, _ = raw_source.load(name)
         for r in recs:
             rule_label(r)
         b = registry.get_benchmark(name)
@@ -171,8 +167,8 @@ def test_named_errors(labelled_dir, tmp_path, raw_dir):
         build(labelled_dir, tmp_path / "x", n_traces=0, progress=False)
 
 
-def test_bad_rows_are_counted_or_fatal(raw, tmp_path):
-    recs = copy.deepcopy(raw.load("medqa")[0][:6])
+def test_bad_rows_are_counted_or_fatal(raw_source, tmp_path):
+    recs = copy.deepcopy(raw_source.load("medqa")[0][:6])
     for r in recs:
         rule_label(r)
     rows = [dict(r.to_dict(), benchmark="medqa") for r in recs]
@@ -210,12 +206,12 @@ def test_cli_build_table_and_json(labelled_dir, tmp_path, capsys):
 # --------------------------------------------------------------------------- model traces
 
 
-def test_build_with_endpoint_traces_resumes_and_is_deterministic(raw, tmp_path):
+def test_build_with_endpoint_traces_resumes_and_is_deterministic(raw_source, tmp_path):
     from test_adversarial import CannedEndpoint
 
     from lm_eval_medsplit.adversarial_models import EndpointGenerator
 
-    recs = copy.deepcopy(raw.load("medqa")[0][:8])
+    recs = copy.deepcopy(raw_source.load("medqa")[0][:8])
     for r in recs:
         rule_label(r)
     src = tmp_path / "in.jsonl"

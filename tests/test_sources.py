@@ -20,24 +20,19 @@ from lm_eval_medsplit.sources import (
 )
 
 
-@pytest.fixture(scope="module")
-def raw(raw_dir):
-    return resolve_source(raw_dir)
-
-
 def _load(src, name, **kw):
     records, report = src.load(name, **kw)
     return records, report
 
 
-def test_raw_source_is_detected_with_every_local_benchmark(raw):
-    assert raw.kind == "raw_dir"
-    assert raw.benchmarks() == ["medqa", "medmcqa", "pubmedqa", "medbullets_op4", "medbullets_op5",
+def test_raw_source_is_detected_with_every_local_benchmark(raw_source):
+    assert raw_source.kind == "raw_dir"
+    assert raw_source.benchmarks() == ["medqa", "medmcqa", "pubmedqa", "medbullets_op4", "medbullets_op5",
                                 "medxpertqa", "mmlu_pro_health_biology"]
 
 
-def test_medqa_counts_and_gold(raw, raw_dir):
-    records, rep = _load(raw, "medqa")
+def test_medqa_counts_and_gold(raw_source, raw_dir):
+    records, rep = _load(raw_source, "medqa")
     assert rep.n_records == 1273 and rep.n_skipped == 0
     assert Counter(r.meta["meta_info"] for r in records)["step1"] == 679
     src = [json.loads(line) for line in open(raw_dir / "medqa" / "test.jsonl")]
@@ -45,8 +40,8 @@ def test_medqa_counts_and_gold(raw, raw_dir):
     assert all(len(r.options) == 4 and r.answer == r.options[r.answer_idx] for r in records)
 
 
-def test_medmcqa_counts_gold_and_ids(raw, raw_dir):
-    records, rep = _load(raw, "medmcqa")
+def test_medmcqa_counts_gold_and_ids(raw_source, raw_dir):
+    records, rep = _load(raw_source, "medmcqa")
     assert rep.n_records == 4183 and rep.n_skipped == 0
     src = [json.loads(line) for line in open(raw_dir / "medmcqa" / "validation.jsonl")]
     assert [r.answer_idx for r in records] == [LETTERS[s["answer"]] for s in src]
@@ -70,16 +65,16 @@ def test_pubmedqa_all_and_official_test_split(raw_dir):
 
 
 @pytest.mark.parametrize("config,n_opts", [("medbullets_op4", 4), ("medbullets_op5", 5)])
-def test_medbullets(raw, raw_dir, config, n_opts):
-    records, rep = _load(raw, config)
+def test_medbullets(raw_source, raw_dir, config, n_opts):
+    records, rep = _load(raw_source, config)
     assert rep.n_records == 308 and rep.n_skipped == 0
     src = [json.loads(line) for line in open(raw_dir / config / f"{config}.jsonl")]
     assert [r.answer_idx for r in records] == [s["answer_idx"] for s in src]
     assert all(len(r.options) == n_opts for r in records)
 
 
-def test_medxpertqa_keeps_question_type_and_strips_choices(raw, raw_dir):
-    records, rep = _load(raw, "medxpertqa")
+def test_medxpertqa_keeps_question_type_and_strips_choices(raw_source, raw_dir):
+    records, rep = _load(raw_source, "medxpertqa")
     assert rep.n_records == 2450 and rep.n_skipped == 0
     assert Counter(r.meta["question_type"] for r in records) == {"Reasoning": 1861, "Understanding": 589}
     assert not any("Answer Choices:" in r.question for r in records)
@@ -92,8 +87,8 @@ def test_medxpertqa_keeps_question_type_and_strips_choices(raw, raw_dir):
     assert all(r.answer_idx == gold[r.id] for r in records)
 
 
-def test_mmlu_pro_ignores_model_outputs(raw, raw_dir):
-    records, rep = _load(raw, "mmlu_pro_health_biology")
+def test_mmlu_pro_ignores_model_outputs(raw_source, raw_dir):
+    records, rep = _load(raw_source, "mmlu_pro_health_biology")
     assert rep.n_records == 1535
     assert Counter(r.meta["category"] for r in records) == {"health": 818, "biology": 717}
     src = json.load(open(raw_dir / "mmlu_health_biology" / "health_result.json"))
@@ -103,14 +98,14 @@ def test_mmlu_pro_ignores_model_outputs(raw, raw_dir):
     assert not keys & {"response", "pred", "cot_content"}
 
 
-def test_hub_only_benchmarks_explain_themselves(raw):
+def test_hub_only_benchmarks_explain_themselves(raw_source):
     with pytest.raises(Exception, match="hub only|no raw copy"):
-        raw.load("gpqa_medical")
+        raw_source.load("gpqa_medical")
 
 
-def test_content_hash_stable_and_sensitive(raw):
-    records, rep = _load(raw, "medbullets_op4")
-    again, rep2 = _load(raw, "medbullets_op4")
+def test_content_hash_stable_and_sensitive(raw_source):
+    records, rep = _load(raw_source, "medbullets_op4")
+    again, rep2 = _load(raw_source, "medbullets_op4")
     assert rep.content_hash == rep2.content_hash == dataset_hash(list(reversed(again)))
     again[17].question = again[17].question[:-1] + ("X" if again[17].question[-1] != "X" else "Y")
     assert dataset_hash(again) != rep.content_hash
@@ -234,8 +229,8 @@ def _write_hub_layout(records, root, config, fmt="parquet"):
                 f.write(json.dumps(row) + "\n")
 
 
-def test_hub_layout_directory_and_hub_code_path(raw, tmp_path):
-    records, _ = _load(raw, "medbullets_op5")
+def test_hub_layout_directory_and_hub_code_path(raw_source, tmp_path):
+    records, _ = _load(raw_source, "medbullets_op5")
     _write_hub_layout(records[:40], tmp_path / "hub", "medbullets_op5")
     _write_hub_layout(records[40:60], tmp_path / "hub", "medqa", fmt="jsonl")
     src = resolve_source(tmp_path / "hub")

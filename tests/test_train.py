@@ -19,7 +19,6 @@ import pytest
 
 from lm_eval_medsplit.schema import MCQRecord
 from lm_eval_medsplit.scoring import Outcome, score
-from lm_eval_medsplit.sources import resolve_source
 
 pytest.importorskip("trl")
 
@@ -42,11 +41,6 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     with open(path, "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r) + "\n")
-
-
-@pytest.fixture(scope="session")
-def raw_source(raw_dir):
-    return resolve_source(raw_dir)
 
 
 @pytest.fixture(scope="session")
