@@ -14,6 +14,7 @@ skip accounting and content hashes are the same everywhere.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterator
@@ -237,9 +238,12 @@ def _load_hub(b: registry.Benchmark, report: LoadReport, *, repo: str,
                               convert=hub_row_to_record))
 
 
+@functools.cache
 def resolve_hub_revision(repo: str, revision: str | None) -> str | None:
     """A branch or tag name resolved to the commit sha it points at now, so a run loads
-    and records one exact commit; a full sha is returned unchanged."""
+    and records one exact commit; a full sha is returned unchanged. Resolved once per
+    process, so every benchmark of a run loads the same commit (one hub call, not one per
+    benchmark)."""
     if revision and len(revision) == 40 and all(c in "0123456789abcdef" for c in revision):
         return revision
     from huggingface_hub import HfApi
