@@ -13,7 +13,7 @@ this package's tasks with no ``--include_path`` (its one line is held by
 import os
 import runpy
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 from setuptools.command.build_py import build_py
 
 _HOOK = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -34,7 +34,9 @@ class build_py_with_pth(build_py):
 
 
 setup(
-    packages=find_packages(include=["lm_eval_medsplit", "lm_eval_medsplit.*"])
+    # namespace discovery, so data-only folders (report/templates) are packages too
+    packages=find_namespace_packages(include=["lm_eval_medsplit", "lm_eval_medsplit.*"],
+                                     exclude=["*.__pycache__"])
     + ["lm_eval_medsplit.task_yaml", "lm_eval_medsplit.inspect_tasks"],
     cmdclass={"build_py": build_py_with_pth},
 )

@@ -4,6 +4,8 @@ never copied into the repository."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -39,3 +41,23 @@ def raw_source(raw_dir):
     from lm_eval_medsplit.sources import resolve_source
 
     return resolve_source(raw_dir)
+
+
+@pytest.fixture(scope="session")
+def source_tree(tmp_path_factory) -> Path:
+    """A private copy of the checkout (tracked and untracked-but-not-ignored files) to build
+    wheels from. pip builds a local directory in place (``build/``, ``*.egg-info``), so two
+    xdist workers building the checkout itself at once break each other's wheel."""
+    dest = tmp_path_factory.mktemp("source") / "lm-eval-medsplit"
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO, capture_output=True, text=True)
+    if listed.returncode != 0:  # not a git checkout: copy everything but build leftovers
+        shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache"))
+        return dest
+    for rel in listed.stdout.splitlines():
+        src = REPO / rel
+        if src.is_file():  # listed but deleted in the working tree: skip
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest

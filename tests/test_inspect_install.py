@@ -26,19 +26,17 @@ from test_inspect_tasks import (  # noqa: E402
     mock_provider_env,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def fresh_venv(tmp_path_factory) -> Path:
+def fresh_venv(tmp_path_factory, source_tree) -> Path:
     root = tmp_path_factory.mktemp("inspect_venv")
     env_dir = root / "venv"
     venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
     py = env_dir / "bin" / "python"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    proc = subprocess.run([str(py), "-m", "pip", "install", "-q", f"{REPO}[inspect]"],
+    proc = subprocess.run([str(py), "-m", "pip", "install", "-q", f"{source_tree}[inspect]"],
                           cwd=root, env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return env_dir

@@ -21,7 +21,6 @@ import pytest
 
 pytest.importorskip("lm_eval")
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _run(cmd, **kw):
@@ -31,10 +30,10 @@ def _run(cmd, **kw):
 
 
 @pytest.fixture(scope="module")
-def fresh_venv(tmp_path_factory) -> Path:
+def fresh_venv(tmp_path_factory, source_tree) -> Path:
     tmp = tmp_path_factory.mktemp("lm_eval_install")
     wheels = tmp / "wheels"
-    _run([sys.executable, "-m", "pip", "wheel", REPO, "--no-deps", "--no-build-isolation", "-q",
+    _run([sys.executable, "-m", "pip", "wheel", source_tree, "--no-deps", "--no-build-isolation", "-q",
           "-w", wheels])
     (wheel,) = wheels.glob("lm_eval_medsplit-*.whl")
     # third-party packages of this venv, minus our own distribution

@@ -19,9 +19,9 @@ DATA_SUFFIXES = {".py", ".yaml", ".json", ".j2", ".html", ".npz"}
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
+def wheel(tmp_path_factory, source_tree) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source_tree), "--no-deps", "--no-build-isolation",
                     "-q", "-w", str(out)], check=True, capture_output=True)
     (whl,) = out.glob("*.whl")
     return whl
@@ -52,12 +52,12 @@ def test_wheel_contains_every_shipped_file(wheel):
 
 
 @pytest.mark.slow
-def test_fresh_venv_plain_install_runs_the_cli(tmp_path, raw_dir):
+def test_fresh_venv_plain_install_runs_the_cli(tmp_path, raw_dir, source_tree):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    subprocess.run([str(py), "-m", "pip", "install", "-q", str(REPO)], check=True, env=env,
+    subprocess.run([str(py), "-m", "pip", "install", "-q", str(source_tree)], check=True, env=env,
                    cwd=tmp_path)
     exe = venv / "bin" / "medsplit"
     out = subprocess.run([str(exe), "benchmarks", "--json"], capture_output=True, text=True,
