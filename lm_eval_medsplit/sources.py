@@ -81,6 +81,26 @@ class Source:
                     out.append(b.name)
         return out
 
+    def absent(self) -> dict[str, str]:
+        """Registry benchmarks this local source does not hold, each with the reason
+        (so a listing of :meth:`benchmarks` never leaves one out unexplained)."""
+        if self.kind in ("hub", "jsonl"):
+            return {}
+        root = Path(self.location)
+        have = set(self.benchmarks())
+        out = {}
+        for b in registry.BENCHMARKS:
+            if b.name in have:
+                continue
+            d = root / b.config
+            if not d.is_dir():
+                out[b.name] = f"no folder {b.config}/"
+            elif self.kind == "raw_dir":
+                out[b.name] = f"{b.config}/ has no raw loader: {b.redistribution}"
+            else:
+                out[b.name] = f"{b.config}/ has no .parquet or .jsonl file"
+        return out
+
     # ---------------------------------------------------------------- loading
     def load(self, benchmark: str, *, strict: bool = False) -> tuple[list[MCQRecord], LoadReport]:
         """Load and validate one benchmark. Strict mode raises one

@@ -44,6 +44,26 @@ def test_data_validate_raw(raw_dir, capsys):
     assert all(r["skipped"] == 0 and len(r["content_hash"]) == 64 for r in reps)
     p = run("data", "validate", "--source", str(raw_dir), "-b", "medbullets_op4", "--strict")
     assert "308" in p.stdout and "0 row(s) skipped" in p.stdout
+    assert "not in this source" not in p.stdout  # only asked for one
+
+
+def test_data_validate_names_the_benchmarks_a_source_lacks(raw_dir, tmp_path):
+    out = " ".join(run("data", "validate", "--source", str(raw_dir)).stdout.split())
+    # the shared raw folder has SOURCE.md-only folders for the hub-only benchmarks, none for HLE
+    assert "not in this source: nejm (NEJM/ has no raw loader: withheld" in out
+    assert "not in this source: hle_biomed (no folder hle_biomed/)" in out
+    assert "not in this source: medqa" not in out
+    hub_dir = tmp_path / "hub"
+    (hub_dir / "medqa").mkdir(parents=True)
+    (hub_dir / "pubmedqa").mkdir()
+    (hub_dir / "pubmedqa" / "test.jsonl").write_text(json.dumps(
+        {"id": "1", "question": "q?", "options": json.dumps({"A": "yes", "B": "no", "C": "maybe"}),
+         "answer_idx": "A", "answer": "yes"}) + "\n")
+    from lm_eval_medsplit.sources import resolve_source
+
+    absent = resolve_source(hub_dir).absent()
+    assert absent["medqa"] == "medqa/ has no .parquet or .jsonl file"
+    assert absent["nejm"] == "no folder NEJM/" and "pubmedqa" not in absent and len(absent) == 10
 
 
 def test_data_validate_strict_failure_names_everything(tmp_path):

@@ -91,6 +91,9 @@ def cmd_validate(args) -> int:
             print(json.dumps(rep.as_dict()))
     else:
         _print_reports(src, reports, args.show_skips)
+        if not args.benchmark:
+            for name, why in src.absent().items():
+                console().print(f"  not in this source: {name} ({why})", markup=False)
     if failed:
         raise CLIError("strict validation failed:\n" + "\n".join(failed))
     return 0
