@@ -51,6 +51,7 @@ from lm_eval_medsplit.adversarial import (
     offline_trace,
     wrong_letters,
 )
+from lm_eval_medsplit.fileio import atomic_path
 from lm_eval_medsplit.schema import MCQRecord, RowError, record_from_row
 
 META_KEY = "adversarial_generation"
@@ -520,11 +521,9 @@ def generate_traces(records: Sequence[MCQRecord], generator: TraceGenerator, *,
             bar.close()
     stats.generator = generator.counters()
     if out_path is not None:  # final file: every input record once, in input order
-        tmp = out_path.with_name(out_path.name + f".tmp{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_path(out_path) as tmp, open(tmp, "w", encoding="utf-8") as f:
             for r in records:
                 _write_line(f, r)
-        os.replace(tmp, out_path)
     stats.wall_s = time.perf_counter() - t0
     return list(records), stats
 

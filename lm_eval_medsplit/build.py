@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import os
 import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_medsplit import __version__, registry
+from lm_eval_medsplit.fileio import atomic_path
 from lm_eval_medsplit.schema import MCQRecord, canonical_json, dataset_hash
 
 MANIFEST = "manifest.json"
@@ -98,12 +98,10 @@ def write_parquet(table, path: Path) -> None:
     """Deterministic parquet: one row group, zstd, no pandas metadata, atomic replace."""
     import pyarrow.parquet as pq
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    pq.write_table(table, tmp, compression="zstd", compression_level=9,
-                   row_group_size=max(1, table.num_rows), write_statistics=True,
-                   use_dictionary=["id", "answer_idx", "dataset_name", "adversarial_source"])
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", compression_level=9,
+                       row_group_size=max(1, table.num_rows), write_statistics=True,
+                       use_dictionary=["id", "answer_idx", "dataset_name", "adversarial_source"])
 
 
 def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
@@ -292,10 +290,9 @@ def build(source, out: str | Path, *, benchmarks: str | Sequence[str] | None = N
     manifest = _manifest(result.configs, src, n_traces, trace_source,
                          labeler if any(c.entry["labels"]["classifier"] for c in result.configs) else None)
     _remove_stale(out, old_manifest, manifest)
-    tmp = out / (MANIFEST + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-                   encoding="utf-8")
-    os.replace(tmp, out / MANIFEST)
+    with atomic_path(out / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+                       encoding="utf-8")
     result.manifest = manifest
     return result
 

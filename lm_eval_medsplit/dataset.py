@@ -19,7 +19,7 @@ from typing import Any
 
 from lm_eval_medsplit import __version__
 from lm_eval_medsplit.schema import LoadReport, MCQRecord, dataset_hash, record_from_row
-from lm_eval_medsplit.sources import Source, resolve_source
+from lm_eval_medsplit.sources import Source, resolve_source, write_jsonl
 
 SUBSETS = ("reasoning", "knowledge", "all")
 ENV_CACHE = "MEDSPLIT_CACHE"
@@ -121,7 +121,7 @@ def _load(src: Source, benchmark: str, *, label: bool, traces: bool, strict: boo
             from lm_eval_medsplit.adversarial import add_offline_traces
 
             add_offline_traces(records)
-        _atomic_write_jsonl(path, records)
+        write_jsonl(records, path)
     if needs_labels:
         labels_from = f"classifier:{ident['name']}@{ident['sha256'][:12]}"
     if needs_traces:
@@ -136,10 +136,3 @@ def _classifier_identity() -> dict[str, Any]:
     return classifier_identity()
 
 
-def _atomic_write_jsonl(path: Path, records: list[MCQRecord]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
-    os.replace(tmp, path)

@@ -368,12 +368,11 @@ def load_jsonl_records(path: str | Path, *, strict: bool = False) -> tuple[list[
 
 
 def write_jsonl(records, path: str | Path) -> None:
-    """Write records as canonical JSONL (unknown input fields written back untouched)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
+    """Write records as canonical JSONL (unknown input fields written back untouched),
+    atomically."""
+    from lm_eval_medsplit.fileio import write_jsonl_rows
+
+    write_jsonl_rows(path, (r.to_dict() for r in records))
 
 
 __all__ = [

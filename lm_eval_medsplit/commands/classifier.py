@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from lm_eval_medsplit.fileio import write_jsonl_rows
+
 CLASSIFY_EPILOG = """\
 input: canonical JSONL, one object per line with id, question, options (dict letter -> text
 or a list) and anything else; every field is written back unchanged, with reasoning_prob,
@@ -195,7 +197,7 @@ def cmd_classify(args) -> int:
             row["is_reasoning"] = bool(p >= t)
             row["reasoning_threshold"] = t
             out_rows.append(row)
-        _write_jsonl_atomic(args.out, out_rows)
+        write_jsonl_rows(args.out, out_rows)
         n_r = sum(r["is_reasoning"] for r in out_rows)
     else:
         if not args.source or not args.benchmark:
@@ -217,23 +219,13 @@ def cmd_classify(args) -> int:
                       progress=progress if progress is not None else len(records) >= 2000,
                       **_backend_kw(args))
         t = float(clf.threshold if args.threshold is None else args.threshold)
-        _write_jsonl_atomic(args.out, [r.to_dict() for r in records])
+        write_jsonl_rows(args.out, [r.to_dict() for r in records])
         n_r = sum(bool(r.is_reasoning) for r in records)
         out_rows = records
     ident = clf.identity()
     print(f"labelled {len(out_rows)} question(s): {n_r} reasoning, {len(out_rows) - n_r} knowledge "
           f"(threshold {t:.2f}; {ident['backend']} {ident['name']}) -> {args.out}")
     return 0
-
-
-def _write_jsonl_atomic(path: Path, rows) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- train / evaluate / info
