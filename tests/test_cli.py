@@ -124,6 +124,26 @@ def test_score_bad_line_names_line_and_field(tmp_path):
     inp.write_text('{"output": "Answer: A", "options": ["x", "y"]}\n{"output": \n[1, 2]\n')
     p = run("score", str(inp), check=False)
     assert p.returncode == 2 and f"{inp}: line 2: field '<json>': broken JSON line" in p.stderr
+    assert "3 invalid line(s)" not in p.stderr and "2 invalid line(s)" in p.stderr  # line 3 too
+
+
+def test_score_names_every_bad_line_and_writes_nothing(tmp_path):
+    inp, out = tmp_path / "outs.jsonl", tmp_path / "scored.jsonl"
+    out.write_text("an earlier run\n")
+    rows = [{"output": "Answer: A", "options": ["x", "y"]}] * 3 + [
+        {"options": ["x"]}, {"output": "Answer: A", "options": 5},
+        {"output": "Answer: A", "options": ["x", "y"], "answer_idx": "Q"}] + [{"output": 1}] * 30
+    _write(inp, rows)
+    p = run("score", str(inp), "--out", str(out), check=False)
+    assert p.returncode == 2
+    assert "33 invalid line(s)" in p.stderr and "... and 13 more" in p.stderr
+    for where in ("line 4: field 'output': missing", "line 5: field 'options'",
+                  "line 6: field 'answer_idx': 'Q' is not one of A, B",
+                  "line 7: field 'output': expected a string"):
+        assert f"{inp}: {where}" in p.stderr
+    assert f"nothing written to {out}" in p.stderr
+    assert out.read_text() == "an earlier run\n"  # the earlier file is kept whole
+    assert sorted(tmp_path.iterdir()) == sorted([inp, out])  # and no temporary file is left
 
 
 def test_score_on_real_gpt4o_outputs(shared_data, tmp_path):

@@ -54,32 +54,56 @@ class ScoreSummary:
                 "methods": dict(self.methods.most_common())}
 
 
+MAX_SHOWN = 20
+
+
+class ScoreInputError(ValueError):
+    """Every bad line of a scoring input, each naming file, line and field."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        shown = "\n".join(f"  - {p}" for p in problems[:MAX_SHOWN])
+        more = f"\n  ... and {len(problems) - MAX_SHOWN} more" if len(problems) > MAX_SHOWN else ""
+        super().__init__(f"{len(problems)} invalid line(s):\n{shown}{more}")
+
+
+def _check_line(row: dict, coerce_options) -> tuple[str, dict, str | None]:
+    """``(output, options, gold)`` of one input line; RowError naming the bad field."""
+    from lm_eval_medsplit.schema import RowError
+
+    output = row.get("output")
+    if not isinstance(output, str):
+        raise RowError("output", "missing" if output is None else "expected a string")
+    if "options" not in row:
+        raise RowError("options", "missing")
+    options = coerce_options(row["options"])  # raises RowError("options", ...)
+    gold = row.get("answer_idx")
+    if gold is not None:
+        gold = str(gold).strip().upper()
+        if gold not in options:
+            raise RowError("answer_idx", f"{gold!r} is not one of {', '.join(options)}")
+    return output, options, gold
+
+
 def score_lines(path: Path, *, fuzzy: bool = True, out=None) -> ScoreSummary:
-    """Score every line of ``path``; raise ValueError naming line and field on bad input."""
+    """Score every line of ``path`` (writing each scored line to ``out`` when given).
+    Bad lines are all collected and raised together as :class:`ScoreInputError` at the
+    end, so one run names every problem; a caller writing ``out`` then discards it."""
     from lm_eval_medsplit.schema import RowError, coerce_options, iter_json_objects
     from lm_eval_medsplit.scoring import Outcome, extract_answer
 
     summary = ScoreSummary()
+    problems: list[str] = []
     for loc, row in iter_json_objects(path):
-        where = f"{path}: {loc}"
-        if isinstance(row, RowError):
-            raise ValueError(f"{where}: field {row.field!r}: {row.message}")
-        output = row.get("output")
-        if not isinstance(output, str):
-            raise ValueError(f"{where}: field 'output': "
-                             + ("missing" if output is None else "expected a string"))
-        if "options" not in row:
-            raise ValueError(f"{where}: field 'options': missing")
         try:
-            options = coerce_options(row["options"])
+            if isinstance(row, RowError):
+                raise row
+            output, options, gold = _check_line(row, coerce_options)
         except RowError as e:
-            raise ValueError(f"{where}: field 'options': {e.message}") from None
-        gold = row.get("answer_idx")
-        if gold is not None:
-            gold = str(gold).strip().upper()
-            if gold not in options:
-                raise ValueError(f"{where}: field 'answer_idx': {gold!r} is not one of "
-                                 f"{', '.join(options)}")
+            problems.append(f"{path}: {loc}: field {e.field!r}: {e.message}")
+            continue
+        if problems:  # the output is discarded anyway: only check the rest
+            continue
         ex = extract_answer(output, options, fuzzy=fuzzy)
         summary.n += 1
         summary.methods[ex.method] += 1
@@ -97,25 +121,25 @@ def score_lines(path: Path, *, fuzzy: bool = True, out=None) -> ScoreSummary:
                                 Outcome.CORRECT if correct else Outcome.INCORRECT).value
                        if gold is not None else None)
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    if problems:
+        raise ScoreInputError(problems)
     return summary
 
 
 def cmd_score(args) -> int:
     from lm_eval_medsplit.cli import CLIError
+    from lm_eval_medsplit.fileio import atomic_path
 
     if not args.file.is_file():
         raise CLIError(f"{args.file}: no such file")
-    out = None
     try:
         if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            out = open(args.out, "w", encoding="utf-8")
-        summary = score_lines(args.file, fuzzy=not args.no_fuzzy, out=out)
-    except ValueError as e:
-        raise CLIError(str(e)) from None
-    finally:
-        if out:
-            out.close()
+            with atomic_path(args.out) as tmp, open(tmp, "w", encoding="utf-8") as out:
+                summary = score_lines(args.file, fuzzy=not args.no_fuzzy, out=out)
+        else:
+            summary = score_lines(args.file, fuzzy=not args.no_fuzzy)
+    except ScoreInputError as e:
+        raise CLIError(f"{e}" + (f"\nnothing written to {args.out}" if args.out else "")) from None
     d = summary.as_dict()
     if args.json:
         print(json.dumps(d))
