@@ -237,17 +237,11 @@ def load_raw(root: Path, b: Benchmark, report: LoadReport, **options) -> list[MC
     if not d.is_dir():
         raise RawFormatError(f"{d}: missing folder for benchmark {b.name}")
     records: list[MCQRecord] = []
-    seen: set[str] = set()
+    seen: dict[str, tuple[str, str]] = {}  # ids across all files of the benchmark
     for path, rows in RAW_LOADERS[b.config](d, **options):
         report.files.append(str(path))
-        for rec in build_records(rows, file=str(path), benchmark=b.name, report=report):
-            if rec.id in seen:  # duplicates across the files of one benchmark
-                from lm_eval_medsplit.schema import Problem
-
-                report.skipped.append(Problem(str(path), "?", "id", f"duplicate id {rec.id!r} across files"))
-                continue
-            seen.add(rec.id)
-            records.append(rec)
+        records.extend(build_records(rows, file=str(path), benchmark=b.name, report=report,
+                                     seen=seen))
     if b.config == "MedXpertQA":
         records.sort(key=lambda r: int(r.id.split("-")[-1]) if r.id.split("-")[-1].isdigit() else 0)
     return records

@@ -257,8 +257,9 @@ def traces_from_row(row: Mapping[str, Any]) -> list[str]:
     return out
 
 
+# a user's ``dataset_name`` is an unknown field, kept (the hub's goes to ``meta``)
 _KNOWN_INPUT_KEYS = set(CANONICAL_FIELDS) | {"adversarial_trace_0", "adversarial_trace_1",
-                                             "adversarial_trace_2", "dataset_name"}
+                                             "adversarial_trace_2"}
 
 
 def record_from_row(row: Mapping[str, Any], benchmark: str, *, keep_extra: bool = False) -> MCQRecord:
@@ -330,14 +331,17 @@ def build_records(
     benchmark: str,
     report: LoadReport,
     convert=record_from_row,
+    seen: dict[str, tuple[str, str]] | None = None,
 ) -> Iterator[MCQRecord]:
     """Turn ``(location, raw_row)`` pairs into valid records, recording every problem.
 
     ``raw_row`` may be a :class:`RowError` (e.g. a JSON line that did not parse): it is
     recorded as a problem. ``convert(raw_row, benchmark)`` maps a source row to a record.
-    Duplicate ids within the benchmark are problems too (the later row is skipped).
+    Duplicate ids within the benchmark are problems too (the later row is skipped); pass
+    one ``seen`` dict (id -> (file, location)) to every call for a benchmark spread over
+    several files, so duplicates across files are found as well.
     """
-    seen: dict[str, str] = {}
+    seen = {} if seen is None else seen
     for location, raw in rows:
         if isinstance(raw, RowError):
             report.skipped.append(Problem(file, location, raw.field, raw.message))
@@ -349,11 +353,13 @@ def build_records(
             continue
         errs = validate_record(rec)
         if rec.id in seen:
-            errs.append(("id", f"duplicate id {rec.id!r} (first at {seen[rec.id]})"))
+            first_file, first_loc = seen[rec.id]
+            first = first_loc if first_file == file else f"{first_file}: {first_loc}"
+            errs.append(("id", f"duplicate id {rec.id!r} (first at {first})"))
         if errs:
             report.skipped.extend(Problem(file, location, f, m) for f, m in errs)
             continue
-        seen[rec.id] = location
+        seen[rec.id] = (file, location)
         yield rec
 
 

@@ -179,7 +179,9 @@ def detect_layout(path: Path) -> str:
         d = path / b.config
         if not d.is_dir():
             continue
-        if (path / "manifest.json").is_file() or any(f.suffix == ".parquet" for f in _hub_dir_files(d)):
+        files = _hub_dir_files(d)
+        if (path / "manifest.json").is_file() or any(f.suffix == ".parquet" for f in files) \
+                or any(_has_hub_rows(f) for f in files if f.suffix == ".jsonl"):
             hub_like = True
         elif b.config in RAW_LOADERS and raw_files_present(d, b.config):
             raw_like = True
@@ -193,6 +195,20 @@ def detect_layout(path: Path) -> str:
     raise SourceError(f"{path}: no benchmark folders found; expected sub-folders named after "
                       f"hub configs ({configs}) holding either hub-layout test files "
                       f"(*.parquet / *.jsonl) or the original raw files")
+
+
+def _has_hub_rows(path: Path) -> bool:
+    """Whether a ``test*.jsonl`` holds hub-layout rows (an ``id`` field) rather than an
+    original file of the same name (raw MedQA's ``test.jsonl`` has ``realidx``)."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    return False
+                return isinstance(row, dict) and "id" in row
+    return False
 
 
 def load_benchmark(source: str | Source | None, benchmark: str, *, strict: bool = False,
@@ -291,10 +307,11 @@ def _load_hub_dir(d: Path, b: registry.Benchmark, report: LoadReport) -> list[MC
     if not files:
         raise SourceError(f"{d}: no {registry.HUB_SPLIT}*.parquet / .jsonl file for config {b.config!r}")
     records: list[MCQRecord] = []
+    seen: dict[str, tuple[str, str]] = {}  # ids across all shards of the config
     for f in files:
         report.files.append(str(f))
         records.extend(build_records(_iter_table_rows(f), file=str(f), benchmark=b.name,
-                                     report=report, convert=hub_row_to_record))
+                                     report=report, convert=hub_row_to_record, seen=seen))
     return records
 
 

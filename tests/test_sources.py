@@ -205,6 +205,48 @@ def test_corrupted_mmlu_and_medxpertqa(raw_dir, tmp_path):
     assert rep.n_skipped == 1 and rep.n_records == 2449
 
 
+def test_duplicate_ids_across_files_name_both_places(raw_dir, tmp_path):
+    root = _copy(raw_dir, tmp_path, "MedXpertQA")
+    r_path = root / "MedXpertQA" / "medxpertqa-r" / "test.jsonl"
+    u_path = root / "MedXpertQA" / "medxpertqa-u" / "test.jsonl"
+    first = json.loads(r_path.read_text().splitlines()[1])
+    _rewrite_jsonl(u_path, lambda ls: ls[:3] + [json.dumps({**json.loads(ls[3]), "realidx": first["realidx"]})]
+                   + ls[4:])
+    src = resolve_source(root)
+    with pytest.raises(RecordValidationError) as e:
+        src.load("medxpertqa", strict=True)
+    assert [str(p) for p in e.value.problems] == [
+        f"{u_path}: line 4: field 'id': duplicate id {first['realidx']!r} (first at {r_path}: line 2)"]
+    assert src.load("medxpertqa")[1].n_records == 2449
+
+
+def test_hub_layout_medqa_jsonl_is_not_mistaken_for_the_raw_file(raw_source, raw_dir, tmp_path):
+    # raw MedQA is medqa/test.jsonl too; hub-layout rows are told apart by their id field
+    records, _ = _load(raw_source, "medqa")
+    _write_hub_layout(records[:5], tmp_path / "hub", "medqa", fmt="jsonl")
+    src = resolve_source(tmp_path / "hub")
+    assert src.kind == "hub_dir"
+    got, _ = src.load("medqa")
+    assert got[0].is_reasoning is True and got[0].adversarial_traces == ["t0", "t1", "t2"]
+    assert resolve_source(raw_dir).kind == "raw_dir"
+
+
+def test_duplicate_ids_across_hub_layout_shards(raw_source, tmp_path):
+    records, _ = _load(raw_source, "medqa")
+    _write_hub_layout(records[:5], tmp_path / "hub", "medqa", fmt="jsonl")
+    shard0 = (tmp_path / "hub" / "medqa" / "test.jsonl").rename(tmp_path / "hub" / "medqa" / "test-00000.jsonl")
+    shard1 = shard0.with_name("test-00001.jsonl")
+    lines = shard0.read_text().splitlines()
+    shard1.write_text("\n".join(lines[:3]) + "\n")  # the first three again, in a second shard
+    src = resolve_source(tmp_path / "hub")
+    got, rep = src.load("medqa")
+    assert [r.id for r in got] == [r.id for r in records[:5]] and rep.n_skipped == 3
+    assert str(rep.skipped[0]) == (f"{shard1}: line 1: field 'id': duplicate id "
+                                   f"{records[0].id!r} (first at {shard0}: line 1)")
+    with pytest.raises(RecordValidationError):
+        src.load("medqa", strict=True)
+
+
 # --------------------------------------------------------------------------- hub layouts
 
 
@@ -273,7 +315,7 @@ def test_canonical_jsonl_keeps_unknown_fields(tmp_path):
     path = tmp_path / "mine.jsonl"
     rows = [
         {"id": "q1", "question": "Which vitamin?", "options": ["B12", "C"], "answer_idx": "a",
-         "source_url": "http://x", "nested": {"k": [1, 2]}},
+         "source_url": "http://x", "nested": {"k": [1, 2]}, "dataset_name": "my_set"},
         {"id": "q2", "question": "Pick", "options": {"A": "x", "B": "y", "C": "z"},
          "benchmark": "other", "is_reasoning": True, "reasoning_prob": 0.9},
         {"id": "q3", "question": "   ", "options": ["x", "y"]},
@@ -283,7 +325,7 @@ def test_canonical_jsonl_keeps_unknown_fields(tmp_path):
     records, rep = load_jsonl_records(path)
     assert [r.id for r in records] == ["q1", "q2"]
     assert records[0].benchmark == "mine" and records[0].answer_idx == "A"
-    assert records[0].extra == {"source_url": "http://x", "nested": {"k": [1, 2]}}
+    assert records[0].extra == {"source_url": "http://x", "nested": {"k": [1, 2]}, "dataset_name": "my_set"}
     assert [str(p) for p in rep.skipped] == [
         f"{path}: line 3: field 'question': empty",
         f"{path}: line 4: field 'id': duplicate id 'q1' (first at line 1)",
@@ -294,6 +336,7 @@ def test_canonical_jsonl_keeps_unknown_fields(tmp_path):
     write_jsonl(records, out)
     back = [json.loads(line) for line in open(out)]
     assert back[0]["source_url"] == "http://x" and back[0]["nested"] == {"k": [1, 2]}
+    assert back[0]["dataset_name"] == "my_set"
     assert back[1]["benchmark"] == "other"
     src = resolve_source(path)
     assert src.kind == "jsonl" and src.benchmarks() == ["mine", "other"]
