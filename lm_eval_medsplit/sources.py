@@ -266,7 +266,14 @@ def _load_hub(b: registry.Benchmark, report: LoadReport, *, repo: str,
     else:
         revision = resolve_hub_revision(repo, revision)
         report.revision = revision
-        ds = datasets.load_dataset(repo, b.config, split=registry.HUB_SPLIT, revision=revision)
+        try:
+            ds = datasets.load_dataset(repo, b.config, split=registry.HUB_SPLIT, revision=revision)
+        except (ConnectionError, OSError) as e:  # offline, not found, gated, no cache
+            raise SourceError(
+                f"{repo} (config {b.config}, revision {revision}): could not load from the Hugging "
+                f"Face hub: {type(e).__name__}: {e}. Check the network (HF_HUB_OFFLINE, HF_TOKEN), "
+                f"or use a local source: --source DIR (a `medsplit build` output or a raw folder)"
+            ) from e
     name = f"{repo}:{b.config}@{revision}" if revision else f"{repo}:{b.config}"
     report.files.append(name)
     rows = ((f"row {i}", row) for i, row in enumerate(ds))

@@ -289,6 +289,14 @@ def test_hub_layout_directory_and_hub_code_path(raw_source, tmp_path):
     assert resolve_source("hub").revision == registry.HUB_REVISION
 
 
+def test_unreachable_hub_is_a_clear_source_error():
+    # offline here (conftest); online the repo does not exist: a SourceError either way
+    src = Source("hub", "zou-lab/no-such-dataset-medsplit-test", revision="0" * 40)
+    with pytest.raises(SourceError, match=r"zou-lab/no-such-dataset-medsplit-test \(config medqa, "
+                                          r"revision 0{40}\): could not load from the Hugging Face hub"):
+        src.load("medqa")
+
+
 def test_hub_revision_is_a_pinned_commit(monkeypatch):
     """The default hub revision is a full commit sha (a branch would move under users),
     passed through unresolved; an override wins over it."""
