@@ -87,7 +87,11 @@ def load_eval_records(benchmark: str, source: str | Source | None = None, *,
                       shared: bool = False) -> EvalSet:
     """Load one benchmark ready for evaluation (a deep copy: callers may mutate it;
     ``shared=True`` returns the process-wide cached set itself, which callers must not
-    mutate, saving the copy)."""
+    mutate, saving the copy).
+
+    ``label``: records without ``is_reasoning`` are labelled by the embedded classifier.
+    ``traces``: a benchmark whose records carry no adversarial traces at all (not from the
+    hub) gets offline template traces; partly traced data is left as it is."""
     src = resolve_source(source, revision=revision)
     key = (src.kind, src.location, src.revision, tuple(sorted(src.options.items())),
            benchmark, label, traces, strict)
@@ -99,7 +103,11 @@ def load_eval_records(benchmark: str, source: str | Source | None = None, *,
 def _load(src: Source, benchmark: str, *, label: bool, traces: bool, strict: bool) -> EvalSet:
     records, report = src.load(benchmark, strict=strict)
     needs_labels = label and any(r.is_reasoning is None for r in records)
-    needs_traces = traces and any(not r.adversarial_traces for r in records)
+    # offline traces on the fly only for data that carries none (a raw folder, a user's
+    # file, a build without traces); where some records have traces, one without is an
+    # error when an adversarial task asks for it (MissingTraceError), never filled silently
+    needs_traces = (traces and src.kind != "hub" and bool(records)
+                    and not any(r.adversarial_traces for r in records))
     labels_from = "source" if not needs_labels else ""
     traces_from = ("source" if records and all(r.adversarial_traces for r in records)
                    else "none")

@@ -363,3 +363,26 @@ def test_empty_trace_column_keeps_trace_positions():
     assert build_prompt(rec, adversarial="prefill", trace_index=2).prefill.startswith("t2")
     with pytest.raises(MissingTraceError, match="trace 1 is needed"):
         build_prompt(rec, adversarial="prefill", trace_index=1)
+
+
+def test_offline_traces_only_for_data_that_carries_none(tmp_path, monkeypatch):
+    from lm_eval_medsplit.dataset import load_eval_records
+    from lm_eval_medsplit.prompts import MissingTraceError, build_prompt
+
+    monkeypatch.setenv("MEDSPLIT_CACHE", str(tmp_path / "cache"))
+    base = {"question": "Which vitamin deficiency causes scurvy?", "is_reasoning": False,
+            "options": ["Vitamin B12", "Vitamin C", "Vitamin D"], "answer_idx": "B"}
+    partly = tmp_path / "partly.jsonl"
+    partly.write_text(json.dumps({**base, "id": "a"}) + "\n"
+                      + json.dumps({**base, "id": "b", "adversarial_traces": ["t0", "t1", "t2"]}) + "\n")
+    es = load_eval_records("partly", str(partly))
+    assert [r.adversarial_traces for r in es.records] == [[], ["t0", "t1", "t2"]]
+    assert es.traces_from == "none"
+    with pytest.raises(MissingTraceError, match="record 'a' of partly has 0 adversarial trace"):
+        build_prompt(es.records[0], adversarial="prefill", trace_index=0)
+
+    none = tmp_path / "none.jsonl"
+    none.write_text(json.dumps({**base, "id": "a"}) + "\n" + json.dumps({**base, "id": "b"}) + "\n")
+    es = load_eval_records("none", str(none))
+    assert es.traces_from == "offline-template"
+    assert all(len(r.adversarial_traces) == 3 for r in es.records)
