@@ -752,6 +752,32 @@ def test_cancelled_inspect_log_is_partial(inspect_run, tmp_path):
     assert any("cancelled" in n for n in rep.data.notes)
 
 
+def test_inspect_log_of_a_limited_run_is_partial_and_said_so(inspect_run, tmp_path):
+    from inspect_ai.log import read_eval_log, write_eval_log
+
+    src = sorted(Path(inspect_run).glob("*.eval"))[0]
+    log = read_eval_log(str(src))
+    n_all = log.eval.dataset.samples
+    log.eval.config.limit = 5  # as `inspect eval ... --limit 5` writes it
+    log.samples = log.samples[:5]
+    dst = tmp_path / "limited.eval"
+    write_eval_log(log, str(dst))
+    with pytest.raises(InputError) as e:
+        build_report([dst], b=B)
+    assert f"was run on 5 of {n_all} samples (--limit)" in str(e.value)
+    assert "--allow-partial" in str(e.value) and dst.name in str(e.value)
+    rep = build_report([dst], b=B, allow_partial=True)
+    assert len(rep.joined.rows) == 5
+    assert any(f"5 of {n_all} samples (--limit)" in n for n in rep.data.notes)
+
+    log.samples = log.samples[:3]  # fewer than even the limit: partial, said so when allowed
+    write_eval_log(log, str(dst))
+    with pytest.raises(InputError, match=r"3 samples in the log, 5 expected: partial log \(use --allow-partial"):
+        build_report([dst], b=B)
+    notes = build_report([dst], b=B, allow_partial=True).data.notes
+    assert any("3 samples in the log, 5 expected" in n for n in notes)
+
+
 def test_responses_without_scoring_fields_are_rescored_and_said_so(lm_run, tmp_path):
     """A task whose filter list was replaced (``take_first``): the logged response is
     scored with the scoring core, and the notes say so."""

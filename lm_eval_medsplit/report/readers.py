@@ -528,6 +528,16 @@ def _fast_summaries(path: Path) -> list[_Summary] | None:
         return None
 
 
+def _limited(n: int | None, limit: Any) -> int | None:
+    """Samples an Inspect run covered: ``--limit N`` or ``--limit start,end`` of ``n``."""
+    if n is None or limit is None:
+        return n
+    if isinstance(limit, int):
+        return min(limit, n)
+    start, end = limit
+    return max(0, min(end, n) - start)
+
+
 def read_inspect_log(path: str | Path, *, allow_partial: bool = False,
                      keep_outputs: str = "unparsed", max_outputs: int = MAX_INSPECT_OUTPUTS,
                      fast: bool = True) -> Run:
@@ -567,7 +577,13 @@ def read_inspect_log(path: str | Path, *, allow_partial: bool = False,
                               s.output.completion if s.output is not None else None)
                      for s in (log.samples or [])]
             full = True
-    expected = (spec.dataset.samples or 0) * (spec.config.epochs or 1) if spec.dataset else None
+    n_all = spec.dataset.samples if spec.dataset else None
+    epochs = spec.config.epochs or 1
+    if getattr(spec.config, "sample_id", None) is not None:  # --sample-id: count unknown here
+        n_run, expected = len(items) // epochs, None
+    else:
+        n_run = _limited(n_all, spec.config.limit)
+        expected = n_run * epochs if n_run is not None else None
     model = str(spec.model)
     run = Run(str(path), INSPECT, model, [spec.task], [], created=str(spec.created), files=[str(path)])
     if header.status != "success" or header.invalidated:
@@ -576,8 +592,18 @@ def read_inspect_log(path: str | Path, *, allow_partial: bool = False,
         if not allow_partial:
             raise InputError(path, msg + "; re-run or retry it (use --allow-partial to include it anyway)")
         run.notes.append(msg)
-    elif expected is not None and len(items) != expected and not allow_partial:
-        raise InputError(path, f"{len(items)} samples in the log, {expected} expected: partial log")
+    elif expected is not None and len(items) != expected:
+        msg = f"{len(items)} samples in the log, {expected} expected: partial log"
+        if not allow_partial:
+            raise InputError(path, msg + " (use --allow-partial to include it anyway)")
+        run.notes.append(msg)
+    if n_run is not None and n_all is not None and n_run < n_all:
+        how = "--sample-id" if expected is None else "--limit"
+        msg = (f"task {spec.task!r} was run on {n_run} of {n_all} samples ({how}); "
+               f"its numbers cover those only")
+        if not allow_partial:
+            raise InputError(path, msg + " (use --allow-partial to include it)")
+        run.notes.append(msg)
     prov = find_provenance(spec.metadata or {}) or find_provenance(spec.task_args or {})
     later_epochs = 0
     want: list[tuple[int, tuple[Any, int]]] = []
