@@ -647,6 +647,22 @@ def test_source_pins_the_reference(lm_run_rev2, lm_run, hub_dir, hub_dir_rev2):
     assert not rep1.data.flagged and len(rep1.joined.rows) == len(BENCHES) * N * 4
 
 
+def test_all_parts_flagged_error_gives_the_reasons(lm_run, raw_dir, tmp_path, capsys):
+    from lm_eval_medsplit.cli import main
+
+    def revise_all(name, records):
+        records[0].question += " (revised)"
+    other = write_hub_dir(raw_dir, tmp_path / "rev3", BENCHES, label=_label, revision="rev-3", limit=N,
+                          edit=revise_all)
+    assert main(["report", str(lm_run), "--source", str(other), "--format", "none",
+                 "--bootstrap", str(B)]) == 2
+    err = capsys.readouterr().err
+    assert f"no samples to report: all {len(BENCHES)} run part(s) were flagged:" in err
+    for b in BENCHES:
+        assert f"[{b}]: " in err
+    assert err.count("differs from the source") == len(BENCHES)
+
+
 def test_run_on_a_raw_source_joins_to_the_classifier_labels(raw_dir, tmp_path):
     """The real path for a raw directory: the tasks label records with the embedded
     classifier; the report, given the same source, joins to the same labels."""

@@ -142,7 +142,10 @@ def cmd_report(args) -> int:
     if not rep.joined.rows:
         msg = "no samples to report"
         if rep.data.flagged:
-            msg += f": all {len(rep.data.flagged)} run part(s) were flagged (see --json)"
+            msg += f": all {len(rep.data.flagged)} run part(s) were flagged:\n" + "\n".join(
+                f"  - {f['file']} [{f['benchmark']}]: {f['reason']}" for f in rep.data.flagged[:10])
+            if len(rep.data.flagged) > 10:
+                msg += f"\n  ... and {len(rep.data.flagged) - 10} more"
         if rep.read.skipped:
             msg += "; skipped inputs: " + "; ".join(f"{p} ({why})" for p, why in rep.read.skipped[:5])
         raise CLIError(msg)
