@@ -441,6 +441,23 @@ def test_cli_main_errors_and_listing(capsys):
         main(["sft", "--config", "no_such_config"])
 
 
+def test_reward_funcs_take_commas_and_are_checked_before_any_data(capsys):
+    from lm_eval_medsplit.train import cli
+
+    base = ["--config", "grpo_cpu_smoke", "--bf16", "false", "--use_cpu", "true"]
+    for given in (["accuracy,format,overlong"], ["accuracy", "format,overlong"],
+                  ["accuracy", "format", "lm_eval_medsplit.train.rewards.accuracy_reward"]):
+        data_args, _, _ = cli.parse("grpo", [*base, "--reward_funcs", *given])
+        assert data_args.reward_funcs[:2] == ["accuracy", "format"] and len(data_args.reward_funcs) == 3
+    # a bad name fails at parse time (the data source given does not exist and is never read)
+    for bad, why in (("accuracyy", "unknown reward 'accuracyy'"), ("no_such_pkg.mod.fn", "No module named"),
+                     ("lm_eval_medsplit.train.rewards.nope", "nope")):
+        assert cli.main(["grpo", *base, "--dataset_source", "/no/such/data", "--reward_funcs", bad]) == 2
+        err = capsys.readouterr().err
+        assert f"medsplit-train: error: --reward_funcs {bad!r}: " in err and why in err
+        assert "/no/such/data" not in err
+
+
 # --------------------------------------------------------------------------- training on the tiny model
 
 COMMON = ["--use_cpu", "true", "--bf16", "false", "--max_steps", "2", "--logging_steps", "1",

@@ -141,8 +141,17 @@ class MedsplitTrainArguments:
             raise TrainDataError(f"knowledge_ratio must be in [0, 1), got {self.knowledge_ratio}")
         if self.knowledge_ratio > 0 and self.reasoning_threshold is None:
             raise TrainDataError("knowledge_ratio needs --reasoning_threshold (what counts as knowledge)")
-        if isinstance(self.reward_funcs, str):
-            self.reward_funcs = [x for x in re.split(r"[,\s]+", self.reward_funcs) if x]
+        # "accuracy,format", "accuracy format" or a list of either (argparse gives a list)
+        names = [self.reward_funcs] if isinstance(self.reward_funcs, str) else list(self.reward_funcs)
+        self.reward_funcs = [x for n in names for x in re.split(r"[,\s]+", str(n)) if x]
+        from lm_eval_medsplit.train.rewards import SHORT_NAMES, resolve_reward
+
+        for name in self.reward_funcs:  # checked now, not after the data pipeline has run
+            if name not in SHORT_NAMES:
+                try:
+                    resolve_reward(name)
+                except (ValueError, ImportError, AttributeError) as e:
+                    raise TrainDataError(f"--reward_funcs {name!r}: {e}") from None
 
 
 # --------------------------------------------------------------------------- loading
