@@ -360,6 +360,13 @@ def test_format_reward():
     assert format_reward([cont], prompts=[chat_prompt], options=opts) == [1.0]
     assert format_reward([cont], prompts=["<|assistant|>\n"], options=opts) == [0.0]
     assert FormatReward(think_opened_by_template=True)([cont], options=opts) == [1.0]
+    # the dotted-path instance for `trl grpo` with such a template
+    from lm_eval_medsplit.train.rewards import format_reward_think_opened
+
+    user_only = [[{"role": "user", "content": "q"}]]
+    assert format_reward([cont], prompts=user_only, options=opts) == [0.0]
+    assert format_reward_think_opened([cont], prompts=user_only, options=opts) == [1.0]
+    assert format_reward_think_opened([good], options=opts) == [1.0]  # an own opening tag is fine too
 
 
 def test_sft_targets_earn_full_rewards(train_dir, tiny_model):

@@ -259,6 +259,9 @@ class FormatReward:
 
 #: The format reward by dotted path (``lm_eval_medsplit.train.rewards.format_reward``).
 format_reward = FormatReward()
+#: The same for chat templates whose generation prompt opens ``<think>`` itself (e.g. the
+#: DeepSeek-R1 distills), for ``trl grpo``; ``medsplit-train`` detects such a template.
+format_reward_think_opened = FormatReward(think_opened_by_template=True)
 
 
 # --------------------------------------------------------------------------- registry
