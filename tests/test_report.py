@@ -751,6 +751,28 @@ def test_unreadable_and_partial_inputs_name_the_file(lm_run, inspect_run, tmp_pa
         build_report([tmp_path / "nope"], b=B)
 
 
+def test_samples_without_medsplit_metadata_before_others_are_an_error(lm_run, inspect_run, tmp_path):
+    from inspect_ai.log import read_eval_log, write_eval_log
+
+    d = tmp_path / "mixed"
+    shutil.copytree(lm_run, d)
+    sfile = sorted(d.rglob("samples_medsplit_medqa_reasoning_*.jsonl"))[0]
+    lines = sfile.read_text(encoding="utf-8").splitlines(keepends=True)
+    first = json.loads(lines[0])
+    first["doc"] = {"question": "not a medsplit doc"}
+    sfile.write_text(json.dumps(first) + "\n" + "".join(lines[1:]), encoding="utf-8")
+    with pytest.raises(InputError, match="line 1: the doc has no medsplit sample metadata .* unlike line 2"):
+        build_report([d], b=B)
+
+    src = sorted(Path(inspect_run).glob("*.eval"))[0]
+    log = read_eval_log(str(src))
+    log.samples[0].metadata = {}
+    dst = tmp_path / "mixed.eval"
+    write_eval_log(log, str(dst))
+    with pytest.raises(InputError, match=f"sample {log.samples[0].id!r}: no medsplit sample metadata unlike"):
+        build_report([dst], b=B)
+
+
 def test_cancelled_inspect_log_is_partial(inspect_run, tmp_path):
     from inspect_ai.log import read_eval_log, write_eval_log
 

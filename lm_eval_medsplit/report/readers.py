@@ -388,6 +388,7 @@ def _read_lm_eval_samples(sfile: Path, task: str, model: str, task_prov: dict[st
     except OSError as e:
         raise InputError(sfile, f"cannot read ({e.strerror})") from None
     seen_meta = False
+    first_without = 0
     with fh:
         for i, line in enumerate(fh, 1):
             if not line.strip():
@@ -405,7 +406,11 @@ def _read_lm_eval_samples(sfile: Path, task: str, model: str, task_prov: dict[st
                 if seen_meta:
                     raise InputError(sfile, f"line {i}: the doc has no medsplit sample metadata "
                                             f"(id, benchmark, record_hash) unlike earlier lines")
+                first_without = first_without or i
                 continue
+            if first_without:  # a file is all medsplit samples or none (then ignored whole)
+                raise InputError(sfile, f"line {first_without}: the doc has no medsplit sample "
+                                        f"metadata (id, benchmark, record_hash) unlike line {i}")
             seen_meta = True
             flt = s.get("filter")
             output = _first_text(s.get("resps"))
@@ -606,6 +611,7 @@ def read_inspect_log(path: str | Path, *, allow_partial: bool = False,
         run.notes.append(msg)
     prov = find_provenance(spec.metadata or {}) or find_provenance(spec.task_args or {})
     later_epochs = 0
+    first_without = None
     want: list[tuple[int, tuple[Any, int]]] = []
     outputs: dict[int, str | None] = {}
     for s in items:
@@ -614,7 +620,11 @@ def read_inspect_log(path: str | Path, *, allow_partial: bool = False,
         if meta is None:
             if run.rows:
                 raise InputError(path, f"sample {s.id!r}: no medsplit sample metadata unlike earlier samples")
+            first_without = s if first_without is None else first_without
             continue
+        if first_without is not None:  # a log is all medsplit samples or none
+            raise InputError(path, f"sample {first_without.id!r}: no medsplit sample metadata "
+                                   f"unlike sample {s.id!r}")
         if s.epoch and s.epoch > 1:
             later_epochs += 1
             continue
