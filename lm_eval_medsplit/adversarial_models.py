@@ -438,6 +438,30 @@ def read_previous(path: Path) -> dict[tuple[str, str], MCQRecord]:
     return prev
 
 
+def _drop_partial_tail(path: Path) -> None:
+    """Cut a half-written last line (a run killed mid-write) off ``path`` before appending
+    to it, so the next line starts on its own; :func:`read_previous` already ignores it
+    and its record is generated again."""
+    with open(path, "rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        block = 1 << 16
+        end = size
+        while end > 0:  # find the last newline, reading backwards
+            start = max(0, end - block)
+            f.seek(start)
+            i = f.read(end - start).rfind(b"\n")
+            if i >= 0:
+                f.truncate(start + i + 1)
+                return
+            end = start
+        f.truncate(0)
+
+
 def _write_line(f, rec: MCQRecord) -> None:
     f.write(json.dumps(rec.to_dict(), ensure_ascii=False) + "\n")
 
@@ -503,7 +527,10 @@ def generate_traces(records: Sequence[MCQRecord], generator: TraceGenerator, *,
     fh = None
     if out_path is not None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(out_path, "a" if (resume and out_path.exists()) else "w", encoding="utf-8")
+        append = resume and out_path.exists()
+        if append:
+            _drop_partial_tail(out_path)
+        fh = open(out_path, "a" if append else "w", encoding="utf-8")
     try:
         for c in range(0, len(plans), max(1, chunk_size)):
             chunk = plans[c: c + max(1, chunk_size)]

@@ -344,14 +344,20 @@ def test_resume_after_interruption(ten, tmp_path):
             generate_traces(copy.deepcopy(ten), gen, out=out, chunk_size=4, progress=False,
                             on_chunk=stop_after_first)
         assert len(out.read_text().splitlines()) == 4  # the finished chunk is on disk
-        # simulate a kill in the middle of a line: a truncated last line is ignored
+        # simulate a kill in the middle of a line: a truncated last line is ignored...
         with open(out, "a") as f:
             f.write('{"id": "half')
+        # ...and cut off before appending, so a second interrupted run leaves a file that
+        # still resumes (it used to write onto the half line, and then every run failed)
+        with pytest.raises(Stop):
+            generate_traces(copy.deepcopy(ten), gen, out=out, chunk_size=4, progress=False,
+                            on_chunk=stop_after_first)
+        assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [r.id for r in ten[:8]]
         n = len(srv.log)
         _, st = generate_traces(copy.deepcopy(ten), gen, out=out, chunk_size=4, progress=False)
         gen.close()
-        assert st.resumed == 4 and st.requested == 18 and st.accepted == 18
-        assert len(srv.log) - n == 18
+        assert st.resumed == 8 and st.requested == 6 and st.accepted == 6
+        assert len(srv.log) - n == 6
     assert len(out.read_text().splitlines()) == 10
 
 
