@@ -151,7 +151,11 @@ class Labeler:
         fn = classifier.label_records
         kw = _supported(fn, backend=self.backend, threshold=self.threshold, model=self.model,
                         progress=False)
-        fn(records, **kw)
+        try:
+            fn(records, **kw)
+        except (OSError, ValueError) as e:  # e.g. no local weights for the transformer backend
+            raise BuildError(f"the {self.backend} classifier could not label "
+                             f"{records[0].benchmark}: {type(e).__name__}: {e}") from None
         missing = [r.id for r in records if r.is_reasoning is None or r.reasoning_prob is None]
         if missing:
             raise BuildError(f"the classifier left {len(missing)} record(s) unlabelled "
@@ -181,6 +185,8 @@ class ConfigBuild:
     run_stats: dict[str, Any] | None = None
     """What this run's trace generation did (resumed, requested, retries...; not in the
     manifest, which depends only on the result)."""
+    traced: int = 0
+    """Records this build gave traces (the others kept the source's)."""
 
 
 @dataclass
@@ -215,6 +221,10 @@ def build(source, out: str | Path, *, benchmarks: str | Sequence[str] | None = N
 
     if n_traces < 1:
         raise BuildError("n_traces must be at least 1")
+    if backend not in ("embedded", "transformer"):
+        raise BuildError(f"unknown classifier backend {backend!r}; choose embedded or transformer")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise BuildError(f"threshold must be in [0, 1], got {threshold}")
     try:
         src = resolve_source(source, revision=revision)
     except SourceError as e:
@@ -236,6 +246,9 @@ def build(source, out: str | Path, *, benchmarks: str | Sequence[str] | None = N
     trace_source = OFFLINE_SOURCE if generator is None else generator.source
     labeler = Labeler(backend, threshold, classifier_model)
     old_manifest = _read_manifest(out)
+    # a build made from a build: labels kept from the source keep their classifier identity
+    src_manifest = _read_manifest(Path(src.location)) if src.kind == "hub_dir" else None
+    src_configs = (src_manifest or {}).get("configs") or {}
 
     bar = None
     if progress:
@@ -261,6 +274,16 @@ def build(source, out: str | Path, *, benchmarks: str | Sequence[str] | None = N
                     r.answer = r.options[r.answer_idx]
 
             to_label = records if relabel else [r for r in records if r.is_reasoning is None]
+            if threshold is not None and len(to_label) < len(records):
+                raise BuildError(f"{b.name}: --threshold applies to the labels the classifier "
+                                 f"makes, but {len(records) - len(to_label):,} record(s) keep the "
+                                 f"source's labels; add --relabel to label them all with it")
+            if not retrace:
+                short = [r for r in records if r.adversarial_traces and len(r.adversarial_traces) < n_traces]
+                if short:
+                    raise BuildError(f"{b.name}: --n-traces {n_traces} but {len(short):,} record(s) keep "
+                                     f"the source's {len(short[0].adversarial_traces)} trace(s) "
+                                     f"(e.g. {short[0].id!r}); add --retrace to make {n_traces} new ones")
             if to_label:
                 if bar is not None:
                     bar.set_postfix_str(f"{b.config}: classify {len(to_label):,}")
@@ -278,9 +301,10 @@ def build(source, out: str | Path, *, benchmarks: str | Sequence[str] | None = N
                 else:
                     gen_stats = _model_traces(need, generator, out, b.config, n_traces,
                                               max_attempts, progress)
+            inherited = (src_configs.get(b.config) or {}).get("labels") if not to_label else None
             entry = _write_config(out, b, records, rep, src, n_traces, labels_from,
-                                  labeler if to_label else None)
-            result.configs.append(ConfigBuild(b.config, b.name, records, entry, gen_stats))
+                                  labeler if to_label else None, inherited)
+            result.configs.append(ConfigBuild(b.config, b.name, records, entry, gen_stats, len(need)))
             if bar is not None:
                 bar.update(1)
     finally:
@@ -288,7 +312,8 @@ def build(source, out: str | Path, *, benchmarks: str | Sequence[str] | None = N
             bar.close()
 
     manifest = _manifest(result.configs, src, n_traces, trace_source,
-                         labeler if any(c.entry["labels"]["classifier"] for c in result.configs) else None)
+                         labeler if any(c.entry["labels"]["from"] != "source" for c in result.configs)
+                         else None)
     _remove_stale(out, old_manifest, manifest)
     with atomic_path(out / MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
@@ -367,7 +392,7 @@ def _generation_summary(records: list[MCQRecord]) -> dict[str, Any] | None:
 
 
 def _write_config(out: Path, b, records, rep, src, n_traces, labels_from,
-                  labeler) -> dict[str, Any]:
+                  labeler, inherited: dict[str, Any] | None = None) -> dict[str, Any]:
     path = out / b.config / DATA_FILE
     write_parquet(records_to_table(records, b.config, n_traces), path)
     n = len(records)
@@ -388,7 +413,8 @@ def _write_config(out: Path, b, records, rep, src, n_traces, labels_from,
         "files": [{"path": f"{b.config}/{DATA_FILE}", "sha256": sha256_file(path),
                    "bytes": path.stat().st_size}],
         "labels": {"from": labels_from,
-                   "classifier": labeler.identity() if labeler is not None else None,
+                   "classifier": labeler.identity() if labeler is not None else
+                   (inherited or {}).get("classifier"),
                    "threshold": labeler.effective_threshold if labeler is not None else
                    (thresholds[0] if len(thresholds) == 1 else thresholds or None)},
         "traces": {"n_traces": n_traces,
@@ -419,6 +445,16 @@ def _manifest(configs: list[ConfigBuild], src, n_traces: int, trace_source: str,
     identity_core = {c: {"content_hash": e["content_hash"],
                          "files": [f["sha256"] for f in e["files"]]} for c, e in entries.items()}
     rev = hashlib.sha256(canonical_json(identity_core).encode()).hexdigest()
+    if labeler is not None:
+        classifier, threshold = labeler.identity(), labeler.effective_threshold
+    else:  # every label kept from the source: say which classifier, where they all agree
+        idents = {canonical_json(e["labels"]["classifier"]) for e in entries.values()}
+        thresholds = {canonical_json(e["labels"]["threshold"]) for e in entries.values()}
+        classifier = json.loads(idents.pop()) if len(idents) == 1 else None
+        threshold = json.loads(thresholds.pop()) if len(thresholds) == 1 else None
+    sources: Counter[str] = Counter()
+    for e in entries.values():
+        sources.update(e["traces"]["sources"])
     return {
         "format": FORMAT,
         "revision": f"build:{rev[:16]}",
@@ -427,9 +463,13 @@ def _manifest(configs: list[ConfigBuild], src, n_traces: int, trace_source: str,
         "package_version": __version__,
         "split": registry.HUB_SPLIT,
         "source": src.describe(),
-        "classifier": labeler.identity() if labeler is not None else None,
-        "threshold": labeler.effective_threshold if labeler is not None else None,
-        "traces": {"n_traces": n_traces, "generator": trace_source},
+        "classifier": classifier,
+        "threshold": threshold,
+        # generator: what this build made traces with (None when every record kept the
+        # source's); sources: where the traces of the written records come from
+        "traces": {"n_traces": n_traces,
+                   "generator": trace_source if any(c.traced for c in configs) else None,
+                   "sources": dict(sorted(sources.items()))},
         "totals": {"configs": len(entries), "records": n, "reasoning": n_reason,
                    "reasoning_share": round(n_reason / n, 6) if n else None,
                    "paper_reasoning_share_all_11": PAPER_REASONING_SHARE},

@@ -73,7 +73,7 @@ def test_build_layout_and_manifest(built, labelled_dir):
     assert {c: e["records"] for c, e in ((e["name"], e) for e in m["configs"].values())} == LOCAL
     assert m["totals"]["records"] == 11057 and m["package_version"] == __version__
     assert m["revision"].startswith("build:") and len(m["build_hash"]) == 64
-    assert m["traces"] == {"n_traces": 3, "generator": OFFLINE_SOURCE}
+    assert m["traces"] == {"n_traces": 3, "generator": OFFLINE_SOURCE, "sources": {OFFLINE_SOURCE: 11057}}
     e = m["configs"]["medqa"]
     assert e["labels"]["from"] == "source" and e["labels"]["threshold"] == 0.3
     assert e["traces"]["sources"] == {OFFLINE_SOURCE: 1273}
@@ -134,6 +134,8 @@ def test_rebuild_is_byte_identical(built, labelled_dir, tmp_path):
         assert a.entry["files"][0]["sha256"] == b.entry["files"][0]["sha256"]
         assert a.entry["traces"]["sources"] == b.entry["traces"]["sources"]
     assert rebuilt.revision == built.revision
+    assert rebuilt.manifest["traces"]["generator"] is None  # every trace kept from the source
+    assert rebuilt.manifest["traces"]["sources"] == built.manifest["traces"]["sources"]
 
 
 def test_subset_rebuild_removes_stale_configs(labelled_dir, tmp_path):
@@ -165,9 +167,27 @@ def test_named_errors(labelled_dir, tmp_path, raw_dir):
         build(mine, tmp_path / "x", progress=False)
     with pytest.raises(BuildError, match="n_traces"):
         build(labelled_dir, tmp_path / "x", n_traces=0, progress=False)
+    with pytest.raises(BuildError, match="unknown classifier backend 'foo'"):
+        build(labelled_dir, tmp_path / "x", backend="foo", progress=False)
+    with pytest.raises(BuildError, match=r"threshold must be in \[0, 1\], got 1.5"):
+        build(labelled_dir, tmp_path / "x", threshold=1.5, progress=False)
+    # an option the kept labels / traces would silently ignore is an error naming the fix
+    with pytest.raises(BuildError, match="medqa: --threshold .* 1,273 record.s. keep the source's labels; add --relabel"):
+        build(labelled_dir, tmp_path / "x", benchmarks="medqa", threshold=0.9, progress=False)
 
 
-def test_bad_rows_are_counted_or_fatal(raw_source, tmp_path):
+def test_more_traces_than_the_source_has_needs_retrace(built, tmp_path):
+    with pytest.raises(BuildError, match="--n-traces 5 but 308 record.s. keep the source's 3 trace.s. .* --retrace"):
+        build(built.out, tmp_path / "x", benchmarks="medbullets_op4", n_traces=5, progress=False)
+    res = build(built.out, tmp_path / "y", benchmarks="medbullets_op4", n_traces=5, retrace=True,
+                progress=False)
+    got = resolve_source(res.out).load("medbullets_op4")[0]
+    assert all(len(r.adversarial_traces) == 5 and all(r.adversarial_traces) for r in got)
+    assert res.manifest["traces"] == {"n_traces": 5, "generator": OFFLINE_SOURCE,
+                                      "sources": {OFFLINE_SOURCE: 308}}
+
+
+def test_bad_rows_are_counted_or_fatal(raw_source, tmp_path, capsys):
     recs = copy.deepcopy(raw_source.load("medqa")[0][:6])
     for r in recs:
         rule_label(r)
@@ -182,6 +202,10 @@ def test_bad_rows_are_counted_or_fatal(raw_source, tmp_path):
     assert e["skip_reasons"] == {"options: missing": 1, "question: empty": 1}
     with pytest.raises(RecordValidationError, match="field 'question': empty"):
         build(src, tmp_path / "o2", strict=True, progress=False)
+    # the command says so too, not only the manifest
+    assert main(["build", "--source", str(src), "--out", str(tmp_path / "o3"), "--no-progress"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "medqa: 2 invalid source row(s) skipped (options: missing x1; question: empty x1)" in out
 
 
 def test_cli_build_table_and_json(labelled_dir, tmp_path, capsys):
@@ -285,3 +309,9 @@ def test_build_raw_with_classifier_deterministic_round_trip(raw_dir, tmp_path, m
     built = next(c for c in a.configs if c.name == "medbullets_op5").records
     assert [(r.id, r.reasoning_prob, r.is_reasoning, r.adversarial_traces) for r in fly.records] == \
         [(r.id, r.reasoning_prob, r.is_reasoning, r.adversarial_traces) for r in built]
+    # a build made from this build keeps the labels and says which classifier made them
+    again = build(b.out, tmp_path / "c", progress=False)
+    assert again.manifest["classifier"] == m["classifier"] and again.manifest["threshold"] == m["threshold"]
+    for c, e in again.manifest["configs"].items():
+        assert e["labels"]["from"] == "source"
+        assert e["labels"]["classifier"] == m["configs"][c]["labels"]["classifier"]

@@ -111,7 +111,14 @@ def cmd_build(args) -> int:
     if cls:
         c.print(f"classifier: {cls.get('name', '?')} sha256 {str(cls.get('sha256', '?'))[:12]}, "
                 f"threshold {m.get('threshold')}", markup=False)
-    c.print(f"traces: {m['traces']['generator']} x{m['traces']['n_traces']}", markup=False)
+    made = f"made with {m['traces']['generator']}" if m["traces"]["generator"] else "all kept from the source"
+    c.print(f"traces: {m['traces']['n_traces']} per record, {made}; records by trace source: "
+            + ", ".join(f"{k} {v:,}" for k, v in m["traces"]["sources"].items()), markup=False)
+    for e in m["configs"].values():
+        if e["skipped"]:
+            c.print(f"  {e['config']}: {e['skipped']:,} invalid source row(s) skipped ("
+                    + "; ".join(f"{k} x{v}" for k, v in e["skip_reasons"].items())
+                    + "); --strict fails on them", markup=False)
     for cb in res.configs:
         st = cb.run_stats
         if st:
