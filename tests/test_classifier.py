@@ -290,8 +290,10 @@ def test_train_cli_embedded_and_errors(raw_dir, split_file, tmp_path, capsys):
     data = _write_jsonl(tmp_path / "labelled.jsonl", rows)
     out = tmp_path / "m.npz"
     assert main(["classifier", "train", "--data", str(data), "--out", str(out), "--folds", "2"]) == 0
-    info = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    info = json.loads(captured.out)
     assert info["sha256"] and out.is_file()
+    assert "warning: no --split: training on all 80 questions" in captured.err
     assert main(["classifier", "info", "--model", str(out)]) == 0
     assert json.loads(capsys.readouterr().out)["n_train"] == 80
     # no labels -> a named error
@@ -302,6 +304,13 @@ def test_train_cli_embedded_and_errors(raw_dir, split_file, tmp_path, capsys):
     assert main(["classifier", "train", "--data", str(raw_dir), "--split", str(split_file),
                  "--part", "dev", "--out", str(tmp_path / "n.npz")]) == 2
     assert "no part 'dev'" in capsys.readouterr().err
+    # --part without --split would be ignored: an error instead
+    assert main(["classifier", "train", "--data", str(raw_dir), "--part", "train",
+                 "--out", str(tmp_path / "n.npz")]) == 2
+    assert "--part train needs --split FILE" in capsys.readouterr().err
+    assert main(["classifier", "evaluate", "--labels", str(raw_dir), "--part", "test"]) == 2
+    assert "--part test needs --split FILE" in capsys.readouterr().err
+    assert not (tmp_path / "n.npz").exists()
 
 
 # --------------------------------------------------------------------------- metrics + evaluate

@@ -77,8 +77,10 @@ def register(sub) -> None:
     t.add_argument("--backend", choices=("embedded", "transformer"), default="embedded")
     t.add_argument("--data", required=True, type=Path,
                    help="raw MedXpertQA data (directory like shared/data/raw) or a JSONL of labelled records")
-    t.add_argument("--split", type=Path, default=None, help="split file; only its --part ids are used")
-    t.add_argument("--part", default="train", help="part of the split to train on (default train)")
+    t.add_argument("--split", type=Path, default=None,
+                   help="split file; only its --part ids are used (without it: every question, "
+                        "so nothing of the data stays held out)")
+    t.add_argument("--part", default=None, help="with --split: the part to train on (default train)")
     t.add_argument("--out", type=Path, required=True,
                    help="embedded: artefact path (.npz); transformer: output directory")
     t.add_argument("--label-field", choices=("auto", "question_type", "is_reasoning"), default="auto")
@@ -98,8 +100,8 @@ def register(sub) -> None:
     e = gs.add_parser("evaluate", help="agreement with gold labels, with bootstrap intervals",
                       epilog=EVAL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("--labels", required=True, type=Path, help="labelled JSONL or raw MedXpertQA directory")
-    e.add_argument("--split", type=Path, default=None)
-    e.add_argument("--part", default="test", help="part of the split to evaluate (default test)")
+    e.add_argument("--split", type=Path, default=None, help="split file; only its --part ids are scored")
+    e.add_argument("--part", default=None, help="with --split: the part to evaluate (default test)")
     e.add_argument("--label-field", choices=("auto", "question_type", "is_reasoning"), default="auto")
     _add_backend_args(e)
     e.add_argument("--threshold", type=float, default=None)
@@ -236,6 +238,8 @@ def _load_labelled(data, split, part, label_field):
     from lm_eval_medsplit.cli import CLIError
     from lm_eval_medsplit.schema import RecordValidationError
 
+    if part is not None and split is None:
+        raise CLIError(f"--part {part} needs --split FILE (the split file that defines the parts)")
     try:
         return load_labelled(data, split=split, part=part if split else None, label_field=label_field)
     except (ValueError, RecordValidationError) as e:
@@ -246,7 +250,13 @@ def cmd_train(args) -> int:
     from lm_eval_medsplit.classifier import classifier_texts
     from lm_eval_medsplit.cli import CLIError
 
+    if args.split is not None and args.part is None:
+        args.part = "train"
     records, labels = _load_labelled(args.data, args.split, args.part, args.label_field)
+    if args.split is None:
+        print(f"warning: no --split: training on all {len(records):,} questions of {args.data}, so "
+              f"none of them is held out (pass --split FILE to train on its train part only)",
+              file=sys.stderr)
     if len(set(labels)) < 2:
         raise CLIError("the training data needs both classes (Reasoning and Understanding)")
     ids = [r.id for r in records]
@@ -290,6 +300,8 @@ def cmd_evaluate(args) -> int:
     from lm_eval_medsplit.classifier.metrics import bootstrap_metrics, format_report
 
     _check_threshold(args.threshold)
+    if args.split is not None and args.part is None:
+        args.part = "test"
     records, labels = _load_labelled(args.labels, args.split, args.part, args.label_field)
     clf = _classifier(args)
     probs = clf.predict_proba(classifier_texts(records))
