@@ -414,10 +414,10 @@ def test_classify_cli_bad_lines_name_file_line_and_field(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
-def test_classify_cli_source_and_benchmark(raw_dir, tmp_path, capsys):
+def test_classify_cli_source_and_benchmark(raw_dir, tmp_path, capsys, monkeypatch):
     out = tmp_path / "mb.jsonl"
-    assert main(["classify", "--source", str(raw_dir), "--benchmark", "medbullets_op4",
-                 "--out", str(out), "--no-progress"]) == 0
+    monkeypatch.setenv("MEDSPLIT_SOURCE", str(raw_dir))  # the source every command defaults to
+    assert main(["classify", "--benchmark", "medbullets_op4", "--out", str(out), "--no-progress"]) == 0
     rows = _read_jsonl(out)
     assert len(rows) == 308
     assert all(0 <= r["reasoning_prob"] <= 1 and isinstance(r["is_reasoning"], bool) for r in rows)
@@ -471,3 +471,15 @@ def test_reasoning_index_from_labels():
     assert reasoning_index(SimpleNamespace(num_labels=2, id2label={0: "knowledge", 1: "other"})) == 1
     assert reasoning_index(SimpleNamespace(num_labels=2, id2label={0: "LABEL_0", 1: "LABEL_1"})) == 1
     assert reasoning_index(SimpleNamespace(num_labels=1, id2label={0: "LABEL_0"})) is None
+
+
+def test_classify_cli_source_with_only_bad_rows_writes_nothing(tmp_path, capsys):
+    bad = _write_jsonl(tmp_path / "bad.jsonl", [{"id": "1", "question": " ", "options": ["a", "b"]},
+                                                {"id": "2", "question": "Q?", "options": ["a"]}])
+    out = tmp_path / "o.jsonl"
+    assert main(["classify", "--source", str(bad), "--benchmark", "bad", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "2 invalid row(s) of bad skipped" in err and f"{bad}: line 1: field 'question': empty" in err
+    assert "no valid records of bad" in err and not out.exists()
+    assert main(["classify", str(bad), "--benchmark", "bad", "--out", str(out)]) == 2
+    assert "not both" in capsys.readouterr().err

@@ -14,7 +14,8 @@ from lm_eval_medsplit.fileio import write_jsonl_rows
 CLASSIFY_EPILOG = """\
 input: canonical JSONL, one object per line with id, question, options (dict letter -> text
 or a list) and anything else; every field is written back unchanged, with reasoning_prob,
-is_reasoning and reasoning_threshold added. Or --source/--benchmark to label a benchmark.
+is_reasoning and reasoning_threshold added. Or --benchmark B to label a benchmark of
+--source S (default $MEDSPLIT_SOURCE or the hub); its invalid rows are skipped and counted.
 
 examples:
   medsplit classify my_questions.jsonl --out labelled.jsonl
@@ -178,8 +179,11 @@ def cmd_classify(args) -> int:
     from lm_eval_medsplit.cli import CLIError
 
     _check_threshold(args.threshold)
-    if (args.file is None) == (args.source is None and args.benchmark is None):
-        raise CLIError("give either an input JSONL file or --source/--benchmark")
+    if args.file is not None and (args.source is not None or args.benchmark is not None):
+        raise CLIError("give either an input JSONL file or --benchmark B [--source S], not both")
+    if args.file is None and args.benchmark is None:
+        raise CLIError("give an input JSONL file, or --benchmark B to label a benchmark of "
+                       "--source S (default $MEDSPLIT_SOURCE or the hub)")
     progress = False if args.no_progress else None
     if args.file is not None:
         if not args.file.is_file():
@@ -202,8 +206,6 @@ def cmd_classify(args) -> int:
         write_jsonl_rows(args.out, out_rows)
         n_r = sum(r["is_reasoning"] for r in out_rows)
     else:
-        if not args.source or not args.benchmark:
-            raise CLIError("--source and --benchmark go together")
         from lm_eval_medsplit.classifier import label_records
         from lm_eval_medsplit.commands.common import open_source
         from lm_eval_medsplit.sources import SourceError
@@ -214,8 +216,11 @@ def cmd_classify(args) -> int:
         except SourceError as e:
             raise CLIError(str(e)) from None
         if report.skipped:
-            print(f"medsplit: {report.n_skipped} invalid row(s) skipped while loading "
-                  f"{args.benchmark}", file=sys.stderr)
+            reasons = "; ".join(f"{k} x{v}" for k, v in report.skip_reasons().most_common())
+            print(f"medsplit: {report.n_skipped} invalid row(s) of {args.benchmark} skipped "
+                  f"({reasons}); the first: {report.skipped[0]}", file=sys.stderr)
+        if not records:
+            raise CLIError(f"no valid records of {args.benchmark} in {src.location}; nothing written")
         clf = _classifier(args)
         label_records(records, args.backend, args.threshold, model=args.model,
                       progress=progress if progress is not None else len(records) >= 2000,
