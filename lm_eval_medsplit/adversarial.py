@@ -44,6 +44,26 @@ def check_trace_input(record: MCQRecord) -> None:
                               f"{record.answer_idx!r} is not one of {', '.join(record.options)}")
 
 
+def trace_input_problems(records: Iterable[MCQRecord]) -> list[tuple[MCQRecord, str]]:
+    """``(record, message)`` for each record that cannot get adversarial traces."""
+    problems = []
+    for r in records:
+        try:
+            check_trace_input(r)
+        except TraceInputError as e:
+            problems.append((r, str(e)))
+    return problems
+
+
+def raise_trace_input_problems(problems: list[tuple[MCQRecord, str]], limit: int = 20) -> None:
+    """Raise one :class:`TraceInputError` listing ``problems`` (the first ``limit``)."""
+    problems = [msg for _, msg in problems]
+    if problems:
+        more = f"\n  ... and {len(problems) - limit} more" if len(problems) > limit else ""
+        raise TraceInputError(f"{len(problems)} record(s) cannot get adversarial traces:\n  "
+                              + "\n  ".join(problems[:limit]) + more)
+
+
 def _wrong_letter(record: MCQRecord, k: int, content_hash: str) -> str:
     wrong = [x for x in record.options if x != record.answer_idx]
     if not wrong:

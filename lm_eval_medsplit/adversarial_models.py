@@ -44,11 +44,11 @@ from typing import Any, Protocol
 from lm_eval_medsplit.adversarial import (
     N_TRACES,
     OFFLINE_SOURCE,
-    TraceInputError,
     check_trace,
-    check_trace_input,
     combined_source,
     offline_trace,
+    raise_trace_input_problems,
+    trace_input_problems,
     wrong_letters,
 )
 from lm_eval_medsplit.fileio import atomic_path
@@ -482,16 +482,7 @@ def generate_traces(records: Sequence[MCQRecord], generator: TraceGenerator, *,
         raise ValueError(f"on_reject must be one of {', '.join(ON_REJECT)}, got {on_reject!r}")
     if max_attempts < 1:
         raise ValueError("max_attempts must be at least 1")
-    bad = []
-    for r in records:
-        try:
-            check_trace_input(r)
-        except TraceInputError as e:
-            bad.append(str(e))
-    if bad:
-        more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
-        raise TraceInputError(f"{len(bad)} record(s) cannot get adversarial traces:\n  "
-                              + "\n  ".join(bad[:20]) + more)
+    raise_trace_input_problems(trace_input_problems(records))
     t0 = time.perf_counter()
     stats = GenerationStats(source=generator.source, n_traces=n, records=len(records))
     out_path = Path(out) if out is not None else None

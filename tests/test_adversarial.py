@@ -450,6 +450,36 @@ def test_cli_bad_input(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     assert main(["adversarial", "generate", "--out", str(tmp_path / "o.jsonl"), "--offline"]) == 2
     assert "--source and --benchmark" in capsys.readouterr().err
+    # counts below one are refused by the parser
+    with pytest.raises(SystemExit):
+        main(["adversarial", "generate", str(inp), "--out", str(tmp_path / "o.jsonl"), "--offline",
+              "--n", "0"])
+    assert "must be at least 1, got 0" in capsys.readouterr().err
+    # --lenient skips (and counts) records that cannot get traces; strict names them all
+    inp.write_text('{"id": "1", "question": "Which?", "options": ["a", "b"]}\n'
+                   '{"id": "2", "question": "Which?", "options": ["a", "b"], "answer_idx": "B"}\n'
+                   '{"id": "3", "question": "Which?", "options": ["a", "b", "c"]}\n')
+    out = tmp_path / "o.jsonl"
+    assert main(["adversarial", "generate", str(inp), "--out", str(out), "--offline"]) == 2
+    err = capsys.readouterr().err
+    assert "2 record(s) cannot get adversarial traces" in err and "record '3' of in" in err
+    assert main(["adversarial", "generate", str(inp), "--out", str(out), "--offline", "--lenient"]) == 0
+    assert "skipped 2 record(s) that cannot get traces; the first: record '1' of in" in capsys.readouterr().err
+    assert [r.id for r in load_jsonl_records(out)[0]] == ["2"]
+
+
+def test_cli_check_reads_a_build_directory(ten, tmp_path, capsys):
+    from lm_eval_medsplit.build import build
+
+    inp = tmp_path / "medqa.jsonl"
+    write_jsonl(ten, inp)  # their benchmark field is medqa, a registry config
+    res = build(inp, tmp_path / "b", progress=False)
+    assert main(["adversarial", "check", str(res.out), "--json"]) == 0
+    chk = json.loads(capsys.readouterr().out)
+    assert chk["records"] == 10 and chk["traces"] == 30 and chk["ok"] == 30
+    parquet = next(res.out.rglob("*.parquet"))
+    assert main(["adversarial", "check", str(parquet)]) == 2  # not a source: a named error
+    assert "canonical JSONL" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- local model

@@ -29,6 +29,13 @@ examples:
 """
 
 
+def _at_least_one(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def register(sub) -> None:
     p = sub.add_parser("adversarial", help="generate and check adversarial reasoning traces",
                        description="Incorrect reasoning traces (the adversarial setting).")
@@ -50,14 +57,14 @@ def register(sub) -> None:
     g.add_argument("--endpoint-model", help="model name for --endpoint (default: first of GET /v1/models)")
     g.add_argument("--api-key-env", default="OPENAI_API_KEY",
                    help="environment variable holding the endpoint's API key (default OPENAI_API_KEY)")
-    g.add_argument("--n", type=int, default=3, help="traces per record (default 3)")
-    g.add_argument("--max-attempts", type=int, default=3, help="attempts per trace before rejecting (default 3)")
+    g.add_argument("--n", type=_at_least_one, default=3, help="traces per record (default 3)")
+    g.add_argument("--max-attempts", type=_at_least_one, default=3, help="attempts per trace before rejecting (default 3)")
     g.add_argument("--on-reject", choices=("empty", "offline"), default="empty",
                    help="what a rejected slot gets (default: empty, asked again on re-run)")
-    g.add_argument("--concurrency", type=int, default=8, help="--endpoint: requests in flight (default 8)")
+    g.add_argument("--concurrency", type=_at_least_one, default=8, help="--endpoint: requests in flight (default 8)")
     g.add_argument("--http-retries", type=int, default=4, help="--endpoint: retries per request (default 4)")
-    g.add_argument("--batch-size", type=int, default=8, help="--model: prompts per generate call (default 8)")
-    g.add_argument("--max-new-tokens", type=int, default=1024, help="tokens per trace (default 1024)")
+    g.add_argument("--batch-size", type=_at_least_one, default=8, help="--model: prompts per generate call (default 8)")
+    g.add_argument("--max-new-tokens", type=_at_least_one, default=1024, help="tokens per trace (default 1024)")
     g.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default 0.7)")
     g.add_argument("--lenient", action="store_true", help="skip invalid input rows instead of failing")
     g.add_argument("--no-resume", action="store_true", help="ignore an existing --out file")
@@ -65,11 +72,12 @@ def register(sub) -> None:
     g.add_argument("--json", action="store_true", help="print the run's counts as JSON")
     g.set_defaults(func=cmd_generate)
 
-    c = asub.add_parser("check", help="check every trace of a JSONL file with the scoring core",
-                        description="Read every adversarial trace of a canonical JSONL file and "
-                                    "check that it concludes with wrong_letter(record, k), never "
-                                    "the gold letter. Exit 1 when any trace fails.")
-    c.add_argument("file", type=Path)
+    c = asub.add_parser("check", help="check every trace of a JSONL file or build with the scoring core",
+                        description="Read every adversarial trace of a canonical JSONL file (or of "
+                                    "every benchmark of a directory source, e.g. a `medsplit build` "
+                                    "output) and check that it concludes with wrong_letter(record, "
+                                    "k), never the gold letter. Exit 1 when any trace fails.")
+    c.add_argument("file", type=Path, help="canonical JSONL file or a directory source")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_check)
 
@@ -95,7 +103,19 @@ def _load_input(args):
     except (SourceError, KeyError) as e:
         raise CLIError(str(e)) from None
     if rep.n_skipped:
-        print(f"skipped {rep.n_skipped} invalid row(s) of {rep.source}", file=sys.stderr)
+        reasons = "; ".join(f"{k} x{v}" for k, v in rep.skip_reasons().most_common())
+        print(f"skipped {rep.n_skipped} invalid row(s) of {rep.source} ({reasons})", file=sys.stderr)
+    if args.lenient:  # rows that are valid records but cannot get traces (e.g. no gold letter)
+        from lm_eval_medsplit.adversarial import trace_input_problems
+
+        problems = trace_input_problems(records)
+        if problems:
+            bad = {id(r) for r, _ in problems}
+            records = [r for r in records if id(r) not in bad]
+            print(f"skipped {len(problems)} record(s) that cannot get traces; the first: "
+                  f"{problems[0][1]}", file=sys.stderr)
+    if not records:
+        raise CLIError("no record to give traces to; nothing written")
     return records
 
 
@@ -148,14 +168,14 @@ def _offline(records, args) -> dict:
         TraceInputError,
         add_offline_traces,
         check_record_traces,
-        check_trace_input,
+        raise_trace_input_problems,
+        trace_input_problems,
     )
     from lm_eval_medsplit.errors import CLIError
     from lm_eval_medsplit.sources import write_jsonl
 
     try:
-        for r in records:
-            check_trace_input(r)
+        raise_trace_input_problems(trace_input_problems(records))
     except TraceInputError as e:
         raise CLIError(str(e)) from None
     add_offline_traces(records, n=args.n, overwrite=True)
@@ -188,12 +208,17 @@ def _generator(args):
 def cmd_check(args) -> int:
     from lm_eval_medsplit.adversarial import check_record_traces
     from lm_eval_medsplit.errors import CLIError
-    from lm_eval_medsplit.sources import SourceError, load_jsonl_records
+    from lm_eval_medsplit.sources import SourceError, resolve_source
 
-    if not args.file.is_file():
-        raise CLIError(f"{args.file}: no such file")
+    if not args.file.exists():
+        raise CLIError(f"{args.file}: no such file or directory")
+    records, skipped = [], 0
     try:
-        records, rep = load_jsonl_records(args.file)
+        src = resolve_source(args.file)
+        for name in src.benchmarks():
+            recs, rep = src.load(name)
+            records += recs
+            skipped += rep.n_skipped
     except SourceError as e:
         raise CLIError(str(e)) from None
     reasons: Counter = Counter()
@@ -212,7 +237,7 @@ def cmd_check(args) -> int:
                 reasons[why.split(" (")[0] if why.startswith("no final") else
                         " ".join(why.split()[:4])] += 1
                 failed_ids.append(f"{r.id}#{k}")
-    out = {"records": len(records), "skipped_rows": rep.n_skipped, "without_traces": no_traces,
+    out = {"records": len(records), "skipped_rows": skipped, "without_traces": no_traces,
            "traces": traces, "ok": ok, "failed": traces - ok, "reasons": dict(reasons.most_common()),
            "sources": dict(sources.most_common()), "failed_examples": failed_ids[:10]}
     if args.json:
