@@ -296,6 +296,10 @@ def test_train_cli_embedded_and_errors(raw_dir, split_file, tmp_path, capsys):
     assert "warning: no --split: training on all 80 questions" in captured.err
     assert main(["classifier", "info", "--model", str(out)]) == 0
     assert json.loads(capsys.readouterr().out)["n_train"] == 80
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a numpy archive")
+    assert main(["classifier", "info", "--model", str(junk)]) == 2
+    assert f"{junk}: not an embedded classifier artefact" in capsys.readouterr().err
     # no labels -> a named error
     bare = _write_jsonl(tmp_path / "bare.jsonl", [{"id": "x", "question": "Q?", "options": ["a", "b"]}])
     assert main(["classifier", "train", "--data", str(bare), "--out", str(tmp_path / "n.npz")]) == 2

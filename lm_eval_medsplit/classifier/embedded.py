@@ -505,9 +505,13 @@ class EmbeddedModel:
         if not path.is_file():
             raise FileNotFoundError(f"embedded classifier artefact not found: {path}")
         data = path.read_bytes()
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            arr = {k: z[k] for k in z.files}
-        meta = json.loads(arr["meta_json"].tobytes().decode("utf-8"))
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                arr = {k: z[k] for k in z.files}
+            meta = json.loads(arr["meta_json"].tobytes().decode("utf-8"))
+        except (ValueError, KeyError, OSError, EOFError) as e:  # not an .npz, or not ours
+            raise ValueError(f"{path}: not an embedded classifier artefact written by "
+                             f"`medsplit classifier train` ({type(e).__name__}: {e})") from None
         if meta.get("featurizer_version") != FEATURIZER_VERSION:
             raise ValueError(f"{path}: featurizer version {meta.get('featurizer_version')} is not "
                              f"{FEATURIZER_VERSION}; retrain with this package version")
