@@ -339,6 +339,9 @@ def test_metrics_match_scikit_learn_and_bootstrap_is_seeded():
         lo, hi = a["ci"][k]
         assert lo <= a["point"][k] <= hi
     assert a["point"]["tp"] + a["point"]["fn"] == int(y.sum())
+    # one gold class only: the point estimate and the bootstrap agree on how macro-F1 counts
+    one = bootstrap_metrics([1] * 50, [0.9] * 50, 0.5, n_boot=100, seed=0)
+    assert one["point"]["macro_f1"] == 0.5 and one["ci"]["macro_f1"] == [0.5, 0.5]
 
 
 def test_evaluate_cli_on_raw_split_and_labelled_jsonl(raw_dir, split_file, tmp_path, capsys):

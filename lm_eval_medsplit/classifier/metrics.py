@@ -38,7 +38,8 @@ def binary_metrics(y_true, prob, threshold: float) -> dict[str, Any]:
         "threshold": float(threshold),
         "accuracy": float(accuracy_score(y, pred)),
         "balanced_accuracy": float(balanced_accuracy_score(y, pred)) if both else float("nan"),
-        "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
+        # both classes always (a class absent from gold and prediction scores 0), as in the bootstrap
+        "macro_f1": float(f1_score(y, pred, labels=[0, 1], average="macro", zero_division=0)),
         "kappa": float(cohen_kappa_score(y, pred)) if both or len(np.unique(pred)) == 2 else float("nan"),
         "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
         "tn": tn, "fp": fp, "fn": fn, "tp": tp,
