@@ -241,6 +241,8 @@ def _normalise(text: str) -> str:
             text = text.replace("\u200b", "").replace("\ufeff", "")
     if "*" in text:
         text = text.replace("*", "")
+    if "__" in text:  # __bold__ emphasis
+        text = text.replace("__", "")
     if "`" in text:
         text = text.replace("`", "")
     if "\\" in text or "$" in text:
@@ -265,13 +267,15 @@ _PRONOUN_I = re.compile(
 # a second letter right after the first: "B and D", "G, H, and J", "A or C", "B/C"
 _MULTI = re.compile(
     r"[ \t]{0,3}[)\]]?[ \t]{0,3}(?:,[ \t]{0,3}(?:and|or|&)?|and|or|&|/|\+)[ \t]{0,3}"
+    r"(?:(?i:maybe|possibly|perhaps)[ \t]{1,3})?"  # "B or maybe C": a hedge, not one answer
     r"(?:(?i:option|choice)[ \t]{1,3})?[(\[]?([A-Z])(?![A-Za-z0-9'’\-])")
 # "... and B. Manganese" / "or (C)" later in the same line
 _MULTI_LATER = re.compile(
     r"(?:\band|\bor|&)[ \t]{1,3}(?:(?i:option|choice)[ \t]{1,3})?"
     r"(?:\(([A-Z])\)|([A-Z])[.)](?:\s|$))")
+# on the same line only: "(B)\n\nIncorrect options: ..." is a heading after the answer
 _NEG_AFTER = re.compile(
-    r"\s{0,3}[)\]]?[.:,]?\s{0,3}"
+    r"[ \t]{0,3}[)\]]?[.:,]?[ \t]{0,3}"
     r"(?:(?:is|are|was|seems|appears|would\s+be|can\s+be|should\s+be|must\s+be)"
     r"(?:\s{1,3}(?:also|clearly|definitely|therefore|thus|then))?"
     r"\s{1,3}(?:not\b|incorrect|wrong|false|unlikely|less\s+likely|ruled\s+out|excluded|eliminated)"
@@ -279,8 +283,12 @@ _NEG_AFTER = re.compile(
 _NEG_LAST_WORD = frozenset(
     "not never no nor except excluding exclude eliminate eliminating over against "
     "cannot can't won't wouldn't shouldn't don't didn't isn't".split())
-_NEG_LAST_TWO = frozenset(("rule out", "ruled out", "ruling out", "rather than", "instead of"))
-_NEG_HINT = re.compile(r"no|n't|nev|rul|exc|elim|over|against|rather|instead")
+_NEG_LAST_TWO = frozenset(("rule out", "ruled out", "ruling out", "rather than", "instead of",
+                          "next best", "second best"))
+# a qualifier right before the phrase ("the incorrect answer is C"); a word that ends a
+# clause ("That is incorrect; the answer is C") is not one
+_NEG_QUALIFIERS = frozenset(("incorrect", "wrong", "false", "next-best", "second-best", "distractor"))
+_NEG_HINT = re.compile(r"no|n't|nev|rul|exc|elim|over|against|rather|instead|inc|wrong|false|best|distr")
 _SKIP_WORDS = frozenset(("option", "choice", "answer", "the", "with"))
 
 
@@ -297,7 +305,9 @@ def _negated_before(low: str, pos: int) -> bool:
     last = words[-1].strip(",;:")
     if last in _NEG_LAST_WORD or last.endswith("n't"):
         return True
-    return len(words) > 1 and f"{words[-2]} {last}" in _NEG_LAST_TWO
+    if words[-1] in _NEG_QUALIFIERS:
+        return True
+    return len(words) > 1 and f"{words[-2]} {words[-1]}" in _NEG_LAST_TWO
 
 
 def _letter_ok(text: str, start: int, end: int, letter: str, opts: _Options, *,
@@ -426,29 +436,45 @@ _WS = r"\s{1,3}"
 _ADVERB = (r"(?:\s{1,3}(?:therefore|thus|hence|then|likely|probably|clearly|definitely|indeed|"
            r"most\s+likely|option|choice|letter))?")
 # what comes between a phrase and its letter: "is: ", "is (", "Answer: Option ("
-_LEAD = r"\s{0,4}(?:[:=\-]\s{0,8})?(?:(?:option|choice|letter)\s{1,3})?(?:[(\[]\s{0,2})?"
-_VERB = r"(?:is|would\s+be|will\s+be|should\s+be|must\s+be|remains|=)"
+_LEAD = r"\s{0,4}(?:[:=\-]\s{0,8})?(?:(?:option|choice|letter)\s{1,3})?(?:[(\[\"'“‘]\s{0,2})?"
+_VERB = (r"(?:is|would\s+be|will\s+be|should\s+be|must\s+be|remains|seems\s+to\s+be|"
+         r"appears\s+to\s+be|=)")
+# between "answer" and its verb: "the answer to this question is", "the answer, therefore,
+# is", "the answer here is"
+_FILLER = (r"(?:\s{1,3}to\s{1,3}(?:this|the)\s{1,3}(?:question|problem|case|vignette)"
+           r"|\s{0,3},\s{0,3}(?:therefore|thus|hence|then)\s{0,3},|\s{1,3}here)?")
 # all of these run on the lower-cased text; group 1 is the letter
 _P_ANSWER = re.compile(
-    r"answer(?:" + _WS + r"(?:choice|option|letter))?(?:" + _WS + _VERB + _ADVERB
-    + r"|\s{0,3}[:=])" + _LEAD + r"([a-z])"
+    r"answer(?:" + _WS + r"(?:choice|option|letter))?(?:" + _FILLER + _WS + _VERB + _ADVERB
+    + r"|[\"']?\s{0,3}[:=]|\s{1,3}[-–—](?=\s))" + _LEAD + r"([a-z])"
     r"|answers" + _WS + r"(?:are|would\s+be|will\s+be|should\s+be|must\s+be)" + _ADVERB
     + _LEAD + r"([a-z])")
+# "the answer is Metformin": the phrase, then an option's own text
+_P_ANSWER_HEAD = re.compile(
+    r"answer(?:" + _FILLER + _WS + _VERB + _ADVERB + r"|\s{0,3}[:=])\s{0,4}(?:the\s{1,3})?")
 _P_OPTION = re.compile(
     r"(?:option|choice|response|selection)(?:" + _WS + r"(?:is|would\s+be|will\s+be)|\s{0,3}:)"
     + _ADVERB + _LEAD + r"([a-z])")
 _OPTION_ADJ = re.compile(
     r"(?:correct|right|best|final|appropriate|likely|accurate|suitable|my)\s{1,3}$")
 _P_VERB = re.compile(r"(?:choose|select|pick|go\s+with|opt\s+for)\s" + _LEAD + r"([a-z])")
-_P_ZH = re.compile(r"答案\s{0,2}(?:是|为|:)" + _LEAD + r"([a-z])")
+# "A common mistake is to select D", "it is tempting to choose D"
+_VERB_WARNING = re.compile(r"mistake|error|tempt|trap|pitfall|distractor|wrongly|incorrectly")
+_P_ZH = re.compile(r"(?:答案\s{0,2}(?:是|为|:)|选项\s{0,2}(?:是|为|:)|(?<!不)选(?!项))" + _LEAD + r"([a-z])")
+# a self-correction after the answer: "wait, actually it's D", "Actually, no — C is
+# correct", "on second thought: C"
+_P_CORRECTION = re.compile(
+    r"(?:actually|on\s+second\s+thought)[,:]?\s{0,3}"
+    r"(?:(?:no[,.;!]?\s{0,3}[-–—]*\s{0,3})?(?:it['’]?s|it\s+is|it\s+should\s+be|the\s+answer\s+is)"
+    r"|no[,.;!]?\s{0,3}[-–—]+|(?<=thought):|(?<=thought),)" + _LEAD + r"([a-z])")
 # letter first, before an anchor "correct" / "right" / "best" / "most": "C is correct",
 # "(C) is the best answer", "Option C is the most likely"; runs on the original text
 _P_LETTER_FIRST = re.compile(
     r"(?<![A-Za-z0-9])((?i:option|choice)\s{1,3})?([(\[]\s{0,2})?([A-Z])(?:\s{0,2}[)\]])?\s{0,3}"
     r"(?i:is|would\s+be|seems\s+to\s+be|appears\s+to\s+be)\s{1,3}(?i:the\s{1,3})?$")
 _P_LETTER_FIRST_END = re.compile(
-    r"(?:correct|best|most\s+appropriate|most\s+likely)"
-    r"(?:\s{1,3}(?:answer|option|choice|response))?(?![\w-])")
+    r"(?:(?:correct|best|most\s+appropriate|most\s+likely)"
+    r"(?:\s{1,3}(?:answer|option|choice|response))?|answer)(?![\w-])")
 # what may precede a letter-first phrase: a line or sentence start, a list bullet, a
 # clause opener; never a word ("Vitamin A is the most likely...")
 _LETTER_FIRST_START = re.compile(
@@ -457,11 +483,12 @@ _LETTER_FIRST_START = re.compile(
 _OTHER_ANCHORS = (
     ("option", _P_OPTION), ("choice", _P_OPTION), ("response", _P_OPTION),
     ("selection", _P_OPTION), ("choose", _P_VERB), ("select", _P_VERB), ("pick", _P_VERB),
-    ("go with", _P_VERB), ("opt for", _P_VERB), ("答案", _P_ZH),
+    ("go with", _P_VERB), ("opt for", _P_VERB), ("答案", _P_ZH), ("选", _P_ZH),
+    ("actually", _P_CORRECTION), ("on second thought", _P_CORRECTION),
 )
-_WEAK_ANCHORS = (("correct", None), ("best", None), ("most", None))
+_WEAK_ANCHORS = (("correct", None), ("best", None), ("most", None), ("answer", None))
 _OTHER_HINT = re.compile("|".join(kw for kw, _ in _OTHER_ANCHORS))
-_WEAK_HINT = re.compile("correct|best|most")
+_WEAK_HINT = re.compile("correct|best|most|answer")
 
 
 def _lower(text: str) -> str:
@@ -534,9 +561,15 @@ def _check_anchor(text: str, low: str, opts: _Options, pos: int,
             return None  # inside a word ("unanswered", "adoption")
         m = rx.match(low, pos)
         if m is None:
+            if rx is _P_ANSWER and opts.texts:
+                return _answer_is_text(text, low, opts, pos)
             return None
         if rx is _P_OPTION and not _OPTION_ADJ.search(low, max(0, pos - 24), pos):
             return None  # "the best option is B", not "this option is..."
+        if rx is _P_VERB:
+            clause = max(low.rfind(". ", 0, pos), low.rfind("\n", 0, pos), pos - 60)
+            if _VERB_WARNING.search(low, clause, pos):
+                return None
         phrase_start, start = pos, m.start(m.lastindex)
         end = start + 1
         # a lowercase letter only as "(c)" or a bare "c." / "c" ending the statement
@@ -545,6 +578,8 @@ def _check_anchor(text: str, low: str, opts: _Options, pos: int,
     end = start + 1
     letter = _letter_ok(text, start, end, text[start], opts, lowercase_ok=lowercase_ok)
     if letter is None:
+        if rx is _P_ANSWER and opts.texts:  # "the answer is metformin" (no letter)
+            return _answer_is_text(text, low, opts, pos)
         return None
     if end < len(text) and text[end] == "." and opts.texts:
         # "the answer is E. coli" where "E. coli" is the text of some option
@@ -553,6 +588,14 @@ def _check_anchor(text: str, low: str, opts: _Options, pos: int,
             if isinstance(t, str) and t[:2] == head and low.startswith(t.lower(), start):
                 letter = opts.letters[i]
                 break
+        else:
+            # "the answer is C. difficile colitis": a genus abbreviation whose next word
+            # is in one option's text only (never the letter's own option)
+            w = _GENUS_WORD.match(text, end + 1)
+            if w:
+                owners = [i for i, t in enumerate(opts.normalised_texts()) if f" {w.group(1)} " in f" {t} "]
+                if len(owners) == 1 and opts.letters[owners[0]] != letter:
+                    letter = opts.letters[owners[0]]
     if _negated_before(low, phrase_start):
         return None  # "I would not choose C"
     if rx is not None and _NEG_AFTER.match(text, end):
@@ -560,6 +603,34 @@ def _check_anchor(text: str, low: str, opts: _Options, pos: int,
     if _is_multi(text, end, letter, opts):
         return None, True
     return letter, False
+
+
+_GENUS_WORD = re.compile(r" ([a-z]{4,})\b")
+
+
+def _answer_is_text(text: str, low: str, opts: _Options, pos: int) -> tuple[str | None, bool] | None:
+    """(letter, ambiguous) for "the answer is <an option's text>" anchored at ``pos``."""
+    h = _P_ANSWER_HEAD.match(low, pos)
+    if h is None:
+        return None
+    start = h.end()
+    best = -1
+    for i in range(len(opts.texts or ())):
+        t = opts.text(i).strip().lower()
+        if t and low.startswith(t, start) and (start + len(t) >= len(low) or not low[start + len(t)].isalnum()):
+            if best < 0 or len(t) > len(opts.text(best).strip()):
+                best = i
+    if best < 0 or _negated_before(low, pos):
+        return None
+    end = start + len(opts.text(best).strip())
+    if _NEG_AFTER.match(text, end):
+        return None
+    rest = low[end: end + 80]
+    m = re.match(r"[ \t]{0,3},?[ \t]{0,3}(?:and|or|&|/)[ \t]{1,3}", rest)
+    if m and any(rest.startswith(opts.text(j).strip().lower(), m.end())
+                 for j in range(len(opts.texts)) if j != best and opts.text(j).strip()):
+        return None, True  # "the answer is Metformin or insulin"
+    return opts.letters[best], False
 
 
 def _first(c):

@@ -125,6 +125,49 @@ PHRASES = [
          "letter-dot-is-option-text"),
 ]
 
+# layouts real models use, each once misread (found by an audit of the extractor)
+DM = {"A": "Insulin", "B": "Metformin", "C": "Glipizide", "D": "Pioglitazone"}
+GUT = {"A": "Vitamin B12 deficiency", "B": "Clostridium difficile colitis", "C": "Crohn disease",
+       "D": "Celiac disease"}
+AUDIT = [
+    case("**Answer:** (B)\n\n**Incorrect options** include insulin, which is reserved for later.",
+         DM, "B", METHOD_ANSWER_PHRASE, "heading-after-answer-is-no-negation"),
+    case("The answer is (B).\nWrong answers explained: (A) insulin is reserved for later.", DM, "B",
+         METHOD_ANSWER_PHRASE, "wrong-answers-heading"),
+    case("Answer: C is incorrect; the answer is B", DM, "B", METHOD_ANSWER_PHRASE, "same-line-negation"),
+    case("The answer is B.\n\nThe incorrect answer is C because it causes hypoglycemia.", DM, "B",
+         METHOD_ANSWER_PHRASE, "the-incorrect-answer-is"),
+    case("The answer is B. The next best answer is C.", DM, "B", METHOD_ANSWER_PHRASE, "next-best"),
+    case("That is incorrect; the answer is C.", DM, "C", METHOD_ANSWER_PHRASE,
+         "incorrect-ends-a-clause"),
+    case("The answer is C. A common mistake is to select D.", DM, "C", METHOD_ANSWER_PHRASE,
+         "verb-in-a-warning"),
+    case("The answer is Metformin.\n\nNote: insulin would be considered if HbA1c > 10%.", DM, "B",
+         METHOD_ANSWER_PHRASE, "answer-is-option-text"),
+    case("The answer is Metformin or insulin.", DM, None, METHOD_NONE, "answer-is-two-texts"),
+    case("The answer is C. difficile colitis.", GUT, "B", METHOD_ANSWER_PHRASE, "genus-abbreviation"),
+    case("The answer is C. Crohn disease.", GUT, "C", METHOD_ANSWER_PHRASE, "letter-then-own-text"),
+    case("I think the answer is C... wait, actually it's D.", DM, "D", METHOD_ANSWER_PHRASE,
+         "self-correction"),
+    case("The answer is B. Actually, no — C is correct.", DM, "C", METHOD_ANSWER_PHRASE,
+         "actually-no"),
+    case("Answer: B\n\nHmm, on second thought: C.", DM, "C", METHOD_ANSWER_PHRASE, "second-thought"),
+    case("Actually, it is a common misconception.\nAnswer: B", DM, "B", METHOD_ANSWER_PHRASE,
+         "actually-not-a-letter"),
+    case("The answer to this question is B.", DM, "B", METHOD_ANSWER_PHRASE, "answer-to-this-question"),
+    case("The answer, therefore, is B.", DM, "B", METHOD_ANSWER_PHRASE, "answer-therefore-is"),
+    case("The answer seems to be C.", DM, "C", METHOD_ANSWER_PHRASE, "seems-to-be"),
+    case("Thus, B is the answer.", DM, "B", METHOD_ANSWER_PHRASE, "letter-is-the-answer"),
+    case("Answer - B", DM, "B", METHOD_ANSWER_PHRASE, "answer-dash"),
+    case('Answer: "C"', DM, "C", METHOD_ANSWER_PHRASE, "quoted-letter"),
+    case('{"answer": "C"}', DM, "C", METHOD_ANSWER_PHRASE, "json"),
+    case("**Answer:** __B__", DM, "B", METHOD_ANSWER_PHRASE, "underscore-bold"),
+    case("故选B。", DM, "B", METHOD_ANSWER_PHRASE, "chinese-choose"),
+    case("正确选项是B", DM, "B", METHOD_ANSWER_PHRASE, "chinese-option-is"),
+    case("不选B", DM, None, METHOD_NONE, "chinese-do-not-choose"),
+    case("Answer: B or maybe C", DM, None, METHOD_NONE, "hedged-second-letter"),
+]
+
 FINAL_LINE = [
     case("Reasoning...\n\nC. Purkinje fibers", OPTS4, "C", METHOD_FINAL_LINE, "letter-dot"),
     case("Reasoning...\n\n(C) Purkinje fibers", OPTS4, "C", METHOD_FINAL_LINE, "parens"),
@@ -152,7 +195,7 @@ OPTION_TEXT = [
     case("Conduction is fastest in the purkinje fibers.", OPTS4, "C", METHOD_OPTION_TEXT,
          "case-insensitive"),
     case("So the answer is vitamin A.", ["Vitamin D", "Vitamin A", "Vitamin C", "Iron"], "B",
-         METHOD_OPTION_TEXT, "vitamin-a-not-option-a"),
+         METHOD_ANSWER_PHRASE, "vitamin-a-not-option-a"),
     case("The most toxic is Vitamin A and D.", ["Vitamin A", "Vitamin A and D", "Iron", "Zinc"],
          "B", METHOD_OPTION_TEXT, "longest-option-wins"),
     case("It is Mannitol rather than Furosemide.", OPTS4, "D", METHOD_OPTION_TEXT,
@@ -260,7 +303,7 @@ AMBIGUOUS = [
 
 
 @pytest.mark.parametrize("text, options, letter, method",
-                         THINK + ANSWER_TAGS + BOXED + PHRASES + FINAL_LINE + OPTION_TEXT
+                         THINK + ANSWER_TAGS + BOXED + PHRASES + AUDIT + FINAL_LINE + OPTION_TEXT
                          + FUZZY + LETTER_RULES + LAST_WINS + NEGATION + AMBIGUOUS)
 def test_behaviour(text, options, letter, method):
     got = extract_answer(text, options)
