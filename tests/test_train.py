@@ -256,7 +256,7 @@ def test_decontamination_removes_planted_duplicates(train_dir, raw_dir, planted)
     deco = prepared.decontamination
     ids = {f"m23k_clean-{N_ROWS + i:06d}": k for i, k in
            enumerate(("exact_medqa", "near_medqa", "near_pubmedqa"))}
-    assert deco.removed_ids == set(ids)
+    assert {train_id for _, train_id in deco.removed_keys} == set(ids) and deco.n_removed == 3
     by_train = {m.train_id: m for m in deco.matches}
     for train_id, key in ids.items():
         m = by_train[train_id]
@@ -291,6 +291,57 @@ def test_near_duplicate_threshold_is_respected(raw_source):
     assert kept == [typo] and not report.matches
     kept, report = decontaminate([typo], {"medqa": medqa}, near_threshold=ratio - 0.5)
     assert kept == [] and [(m.eval_id, m.kind) for m in report.matches] == [(rec.id, "near")]
+
+
+def test_decontamination_containment_and_shared_vignettes(raw_source):
+    from lm_eval_medsplit.train.data import decontaminate
+
+    medqa = raw_source.load("medqa")[0]
+    rec = medqa[20]
+    words = rec.question.split()
+
+    def copy_with(question, rid):
+        return MCQRecord(rid, "medqa", question, dict(rec.options), rec.answer_idx)
+    planted = [copy_with(rec.question + " Explain your reasoning step by step before answering.", "appended"),
+               copy_with(" ".join(words[: int(len(words) * 0.8)]), "prefix80"),
+               copy_with(rec.question.rsplit(".", 2)[0] + ".", "last-sentence-cut")]
+    kept, report = decontaminate(planted, {"medqa": medqa[:100]})
+    assert kept == [] and {m.train_id for m in report.matches} == {"appended", "prefix80", "last-sentence-cut"}
+    assert all(m.eval_id == rec.id and m.kind == "near" for m in report.matches)
+    # a third of the question is not a copy
+    third = copy_with(" ".join(words[: len(words) // 3]), "a-third")
+    assert decontaminate([third], {"medqa": medqa[:100]})[0] == [third]
+    # conservative by design: a real MedXpertQA question that reuses a MedQA case with ten
+    # options instead of four is removed, though its options differ
+    xpert = {r.id: r for r in raw_source.load("medxpertqa")[0]}["Text-133"]
+    medqa963 = next(r for r in medqa if r.id == "963")
+    kept, report = decontaminate([xpert], {"medqa": [medqa963]})
+    assert kept == [] and report.matches[0].kind == "near" and report.matches[0].similarity >= 90
+
+
+def test_removed_rows_are_counted_by_benchmark_and_id(raw_source):
+    from lm_eval_medsplit.train.data import decontaminate
+
+    medqa = raw_source.load("medqa")[0][:5]
+    medmcqa = raw_source.load("medmcqa")[0][:5]
+    rows = [MCQRecord("0", "medqa", medqa[0].question, dict(medqa[0].options), medqa[0].answer_idx),
+            MCQRecord("0", "medmcqa", medmcqa[0].question, dict(medmcqa[0].options), medmcqa[0].answer_idx)]
+    kept, report = decontaminate(rows, {"medqa": medqa, "medmcqa": medmcqa})
+    assert kept == [] and report.n_removed == 2 and report.removed_keys == {("medqa", "0"), ("medmcqa", "0")}
+
+
+def test_selection_labels_rows_with_its_threshold_and_cap_keeps_the_mix():
+    from lm_eval_medsplit.train.data import cap, select_reasoning
+
+    rows = [MCQRecord(str(i), "b", f"question {i}?", {"A": "x", "B": "y"}, "A", reasoning_prob=i / 100,
+                      is_reasoning=i / 100 >= 0.5, reasoning_threshold=0.5) for i in range(100)]
+    out, sel = select_reasoning(rows, 0.7, knowledge_ratio=0.2, seed=0)
+    assert sel["reasoning"] == 30 and sel["knowledge"] == round(30 * 0.2 / 0.8)
+    assert all(r.is_reasoning == (r.reasoning_prob >= 0.7) and r.reasoning_threshold == 0.7 for r in out)
+    capped = cap(out, 20, seed=0, stratum=lambda r: r.reasoning_prob >= 0.7)
+    assert len(capped) == 20 and sum(r.reasoning_prob < 0.7 for r in capped) == round(20 * 8 / 38)
+    assert capped == cap(out, 20, seed=0, stratum=lambda r: r.reasoning_prob >= 0.7)  # deterministic
+    assert [r.id for r in capped] == sorted((r.id for r in capped), key=int)  # input order kept
 
 
 # --------------------------------------------------------------------------- rewards

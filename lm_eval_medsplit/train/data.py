@@ -35,7 +35,7 @@ import re
 import unicodedata
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -250,7 +250,10 @@ def ensure_reasoning_probs(records: list[MCQRecord], threshold: float | None = N
     if still:
         raise TrainDataError(f"the classifier left {len(still)} row(s) without reasoning_prob "
                              f"(e.g. {still[0]!r})")
-    return f"classifier:{ident.get('name')}@{str(ident.get('sha256', ''))[:12]}"
+    who = f"classifier:{ident.get('name')}@{str(ident.get('sha256', ''))[:12]}"
+    if len(missing) < len(records):  # the others kept the source's probabilities
+        return f"source ({len(records) - len(missing)} rows) + {who} ({len(missing)} rows)"
+    return who
 
 
 # --------------------------------------------------------------------------- selection
@@ -266,7 +269,8 @@ def select_reasoning(records: Sequence[MCQRecord], threshold: float | None, *,
     same rule as the classifier's ``is_reasoning``),
     plus knowledge rows so that they make up ``knowledge_ratio`` of the result (as many as
     there are when too few). Knowledge rows are chosen deterministically from ``seed``.
-    Input order is kept. Rows without ``is_reasoning`` get it from the threshold.
+    Input order is kept. Every row's ``is_reasoning`` / ``reasoning_threshold`` is set from
+    the threshold in use, so the rows say what the selection did.
     """
     if threshold is None:
         return list(records), {"threshold": None, "reasoning": len(records), "knowledge": 0,
@@ -274,10 +278,9 @@ def select_reasoning(records: Sequence[MCQRecord], threshold: float | None, *,
     missing = [r.id for r in records if r.reasoning_prob is None]
     if missing:
         raise TrainDataError(f"{len(missing)} row(s) have no reasoning_prob (e.g. {missing[0]!r})")
-    for r in records:  # label rows the source left unlabelled with the threshold in use
-        if r.is_reasoning is None:
-            r.is_reasoning = r.reasoning_prob >= threshold
-            r.reasoning_threshold = threshold
+    for r in records:  # a source label made at another threshold would contradict the selection
+        r.is_reasoning = r.reasoning_prob >= threshold
+        r.reasoning_threshold = threshold
     reasoning = [r for r in records if r.reasoning_prob >= threshold]
     knowledge = [r for r in records if r.reasoning_prob < threshold]
     n_k = 0
@@ -289,11 +292,23 @@ def select_reasoning(records: Sequence[MCQRecord], threshold: float | None, *,
                  "available_knowledge": len(knowledge)}
 
 
-def cap(records: Sequence[MCQRecord], n: int | None, *, seed: int = 0) -> list[MCQRecord]:
-    """A deterministic subset of ``n`` rows (input order kept)."""
+def cap(records: Sequence[MCQRecord], n: int | None, *, seed: int = 0,
+        stratum: Callable[[MCQRecord], Any] | None = None) -> list[MCQRecord]:
+    """A deterministic subset of ``n`` rows (input order kept). With ``stratum`` (e.g.
+    reasoning vs knowledge), each stratum keeps its share of the rows (largest remainder),
+    so a cap does not change the mix that selection made."""
     if n is None or n >= len(records):
         return list(records)
-    keep = {id(r) for r in sorted(records, key=lambda r: _rank(r, seed, "cap"))[:n]}
+    groups: dict[Any, list[MCQRecord]] = {}
+    for r in records:
+        groups.setdefault(stratum(r) if stratum else None, []).append(r)
+    quota = {k: n * len(v) / len(records) for k, v in groups.items()}
+    take = {k: int(q) for k, q in quota.items()}
+    for k in sorted(quota, key=lambda k: (quota[k] - take[k], str(k)), reverse=True)[:n - sum(take.values())]:
+        take[k] += 1
+    keep = set()
+    for k, v in groups.items():
+        keep.update(id(r) for r in sorted(v, key=lambda r: _rank(r, seed, "cap"))[:take[k]])
     return [r for r in records if id(r) in keep]
 
 
@@ -326,8 +341,30 @@ def normalise_text(text: str) -> str:
 def match_text(record: MCQRecord) -> str:
     """What decontamination compares: the question and its option texts (sorted, so a
     reshuffled copy still matches), normalised."""
-    opts = " | ".join(sorted(normalise_text(v) for v in record.options.values()))
-    return f"{normalise_text(record.question)} || {opts}"
+    question, opts = match_parts(record)
+    return f"{question} || {opts}"
+
+
+def match_parts(record: MCQRecord) -> tuple[str, str]:
+    """(question, options) of :func:`match_text`."""
+    return (normalise_text(record.question),
+            " | ".join(sorted(normalise_text(v) for v in record.options.values())))
+
+
+#: A shorter question inside a longer one with the same options is a duplicate when it
+#: holds at least this share of the longer one's characters (a copy with a sentence
+#: added or cut) and at least ``CONTAINED_MIN_CHARS`` characters.
+CONTAINED_MIN_SHARE = 0.5
+CONTAINED_MIN_CHARS = 40
+#: Options shared by more eval questions than this (yes / no / maybe) are not used to
+#: find containment candidates; the MinHash candidates still are.
+OPTION_BUCKET_MAX = 256
+
+
+def _contained(a: str, b: str) -> bool:
+    short, long_ = (a, b) if len(a) <= len(b) else (b, a)
+    return (len(short) >= CONTAINED_MIN_CHARS and len(short) >= CONTAINED_MIN_SHARE * len(long_)
+            and short in long_)
 
 
 
@@ -402,6 +439,8 @@ class Match:
     """``exact`` or ``near``."""
     similarity: float
     """rapidfuzz ratio (0-100) of the two match texts; 100 for exact matches."""
+    train_benchmark: str = ""
+    """The training row's benchmark (ids are unique within one only)."""
 
 
 @dataclass
@@ -414,22 +453,23 @@ class DecontaminationReport:
     matches: list[Match] = field(default_factory=list)
 
     @property
-    def removed_ids(self) -> set[str]:
-        return {m.train_id for m in self.matches}
+    def removed_keys(self) -> set[tuple[str, str]]:
+        """:func:`row_key` of every removed training row."""
+        return {(m.train_benchmark, m.train_id) for m in self.matches}
 
     @property
     def n_removed(self) -> int:
-        return len(self.removed_ids)
+        return len(self.removed_keys)
 
     def per_benchmark(self) -> dict[str, dict[str, int]]:
         """``{benchmark: {"exact": n, "near": n}}``: training rows removed for each
         benchmark (a row matching two benchmarks counts under both)."""
         out: dict[str, Counter] = {b: Counter() for b in self.benchmarks}
-        seen: set[tuple[str, str]] = set()
+        seen: set[tuple[str, str, str]] = set()
         for m in self.matches:
-            if (m.train_id, m.benchmark) in seen:
+            if (m.train_benchmark, m.train_id, m.benchmark) in seen:
                 continue
-            seen.add((m.train_id, m.benchmark))
+            seen.add((m.train_benchmark, m.train_id, m.benchmark))
             out.setdefault(m.benchmark, Counter())[m.kind] += 1
         return {b: {"exact": c.get("exact", 0), "near": c.get("near", 0)} for b, c in out.items()}
 
@@ -446,37 +486,60 @@ class DecontaminationReport:
 def decontaminate(records: Sequence[MCQRecord], eval_sets: dict[str, Sequence[MCQRecord]], *,
                   near_threshold: float = 90.0, num_perm: int = 128, bands: int = 32,
                   against: dict[str, Any] | None = None) -> tuple[list[MCQRecord], DecontaminationReport]:
-    """Remove training rows that duplicate an evaluation question: exact (same normalised
-    question + options) or near (MinHash LSH candidate with ``rapidfuzz.fuzz.ratio`` at or
-    above ``near_threshold``). Returns the kept rows (order kept) and the report."""
+    """Remove training rows that duplicate an evaluation question. Exact: the same
+    normalised question and options (in any order). Near: a MinHash LSH candidate whose
+    text (question and options) has ``rapidfuzz.fuzz.ratio`` at or above
+    ``near_threshold``, or whose options are the same and whose question holds the
+    other's (a copy with a sentence added or cut; see :data:`CONTAINED_MIN_SHARE`).
+
+    Deliberately conservative: a question that shares a long vignette with an evaluation
+    question is removed even when its options differ. On the real data that is how
+    MedXpertQA reuses MedQA / MedBullets cases with ten options instead of four or five;
+    it also removes two questions on one long shared abstract that ask different things.
+    Returns the kept rows (order kept) and the report."""
     from rapidfuzz import fuzz
 
     report = DecontaminationReport(against=against, benchmarks=list(eval_sets),
                                    near_threshold=near_threshold, n_checked=len(records))
     exact: dict[str, list[tuple[str, str]]] = {}
     texts: list[str] = []
+    parts: list[tuple[str, str]] = []
     owners: list[tuple[str, str]] = []
+    by_options: dict[str, list[int]] = {}
     lsh = MinHashLSH(num_perm=num_perm, bands=bands)
     for bench, recs in eval_sets.items():
         report.eval_records[bench] = len(recs)
         for r in recs:
-            t = match_text(r)
+            q, o = match_parts(r)
+            t = f"{q} || {o}"
             exact.setdefault(t, []).append((bench, r.id))
             lsh.add(len(texts), t)
+            by_options.setdefault(o, []).append(len(texts))
             texts.append(t)
+            parts.append((q, o))
             owners.append((bench, r.id))
     kept: list[MCQRecord] = []
     for rec in records:
-        t = match_text(rec)
-        found: list[Match] = [Match(rec.id, b, eid, "exact", 100.0) for b, eid in exact.get(t, ())]
+        q, o = match_parts(rec)
+        t = f"{q} || {o}"
+        found: list[Match] = [Match(rec.id, b, eid, "exact", 100.0, rec.benchmark)
+                              for b, eid in exact.get(t, ())]
         if not found:
             best: dict[str, Match] = {}
-            for j in lsh.query(t):
+            cands = lsh.query(t)
+            same_opts = by_options.get(o, ())
+            if len(same_opts) <= OPTION_BUCKET_MAX:
+                cands = cands.union(same_opts)
+            for j in cands:
                 sim = fuzz.ratio(t, texts[j], score_cutoff=near_threshold)
-                if sim and sim >= near_threshold:
-                    b, eid = owners[j]
-                    if b not in best or sim > best[b].similarity:
-                        best[b] = Match(rec.id, b, eid, "near", round(float(sim), 2))
+                if not sim:
+                    eq, eo = parts[j]
+                    if o != eo or not _contained(q, eq):
+                        continue
+                    sim = fuzz.ratio(t, texts[j])
+                b, eid = owners[j]
+                if b not in best or sim > best[b].similarity:
+                    best[b] = Match(rec.id, b, eid, "near", round(float(sim), 2), rec.benchmark)
             found = list(best.values())
         if found:
             report.matches.extend(found)
@@ -654,7 +717,12 @@ def prepare_training_data(args: MedsplitTrainArguments, task: str, *, tokenizer=
     records, sel = select_reasoning(records, args.reasoning_threshold,
                                     knowledge_ratio=args.knowledge_ratio, seed=args.selection_seed)
     steps["selection"] = {**sel, "reasoning_prob_from": probs_from}
-    records = cap(records, args.max_train_samples, seed=args.selection_seed)
+    t = args.reasoning_threshold
+    records = cap(records, args.max_train_samples, seed=args.selection_seed,
+                  stratum=None if t is None else (lambda r: r.reasoning_prob >= t))
+    if args.max_train_samples is not None:
+        steps["after_cap"] = {"rows": len(records),
+                              "knowledge": 0 if t is None else sum(r.reasoning_prob < t for r in records)}
     if not records:
         raise TrainDataError(f"no training rows left after selection: {json.dumps(steps)}")
 
