@@ -466,6 +466,16 @@ def test_lm_eval_loglikelihood_tasks_are_their_own_setting(hub_dir, records, lm_
         assert r["parse_rate"] == 1.0
     assert {g["benchmark"] for g in rep.data.gaps if g["model"] == name} == {"medqa", "pubmedqa", "macro", "all"}
     assert not any("duplicate" in n or "already read" in n for n in rep.data.notes)
+    # --rename keeps the two settings apart: NEW and NEW (loglikelihood)
+    renamed = build_report([lm_run, mc], b=B, rename={LM_MODEL: "X"})
+    assert renamed.data.models == ["X", "X (loglikelihood)"]
+    assert len(renamed.joined.rows) == len(rep.joined.rows)
+    assert not any("duplicate" in n for n in renamed.data.notes)
+    assert build_report([mc], b=B, rename={name: "Y"}).data.models == ["Y"]  # the full name
+    from lm_eval_medsplit.report import RenameError
+
+    with pytest.raises(RenameError, match=r"--rename typo: no model of that name .*they have: "):
+        build_report([mc], b=B, rename={"typo": "Z"})
 
 
 def test_parallel_reading_gives_the_same_rows_and_errors(lm_run, inspect_run, tmp_path):
@@ -962,6 +972,27 @@ def test_cli_errors(lm_run, tmp_path, capsys, monkeypatch):
     assert main(["report", str(lm_run), "--out", str(tmp_path / "o"), "--format", "md,csv,json,lm-eval,hf",
                  "--quiet", "--bootstrap", "200"]) == 0
     assert (tmp_path / "o" / "report.md").is_file() and not (tmp_path / "o" / "report.html").exists()
+
+
+def test_exports_never_share_a_folder_and_old_outputs_are_cleared(lm_run, inspect_run, tmp_path):
+    from lm_eval_medsplit.report import write_report
+    from lm_eval_medsplit.report.export import model_dirs
+
+    assert model_dirs(["org/My Model", "org My Model", "solo"]) == {
+        "org/My Model": "org__My__Model-" + hashlib.sha256(b"org/My Model").hexdigest()[:8],
+        "org My Model": "org__My__Model-" + hashlib.sha256(b"org My Model").hexdigest()[:8],
+        "solo": "solo"}
+    out = tmp_path / "out"
+    both = build_report([lm_run, inspect_run], b=B, rename={LM_MODEL: "org/My Model", INSPECT_MODEL: "org My Model"})
+    written = write_report(both, out, formats=("lm-eval", "hf", "csv", "json"))
+    assert len(set(written["lm-eval"])) == len(written["lm-eval"]) == 2
+    assert len(set(written["hf"])) == len(written["hf"])
+    # a second report into the same folder leaves nothing of the first behind
+    (out / "mine.txt").write_text("the user's own file")
+    one = build_report([lm_run], b=B)
+    written = write_report(one, out, formats=("lm-eval", "hf", "csv", "json"))
+    files = {p for p in out.rglob("*") if p.is_file()}
+    assert files == {out / "mine.txt", *(p for ps in written.values() for p in ps)}
 
 
 def test_cli_json_output(lm_run, capsys, tmp_path):

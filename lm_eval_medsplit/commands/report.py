@@ -116,6 +116,7 @@ def cmd_report(args) -> int:
         DEFAULT_SEED,
         InputError,
         JoinError,
+        RenameError,
         build_report,
         write_report,
     )
@@ -137,7 +138,7 @@ def cmd_report(args) -> int:
                            rename=_rename(args.rename), allow_partial=args.allow_partial,
                            b=args.bootstrap or DEFAULT_B, seed=DEFAULT_SEED if args.seed is None else args.seed,
                            gallery_per_model=args.gallery)
-    except (InputError, JoinError) as e:
+    except (InputError, JoinError, RenameError) as e:
         raise CLIError(str(e)) from None
     if not rep.joined.rows:
         msg = "no samples to report"

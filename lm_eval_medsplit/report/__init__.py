@@ -24,7 +24,7 @@ from lm_eval_medsplit.report.readers import InputError, ReadResult, read_inputs
 from lm_eval_medsplit.report.stats import DEFAULT_B, DEFAULT_SEED
 from lm_eval_medsplit.samples import SampleRow
 
-__all__ = ["Report", "build_report", "write_report", "InputError", "JoinError", "FORMATS"]
+__all__ = ["Report", "build_report", "write_report", "InputError", "JoinError", "RenameError", "FORMATS"]
 
 #: Output formats of :func:`write_report`.
 FORMATS = ("md", "html", "png", "csv", "json", "lm-eval", "hf")
@@ -42,12 +42,20 @@ class Report:
         return len(self.joined.rows)
 
 
+class RenameError(ValueError):
+    """A ``--rename OLD=NEW`` whose OLD names no model of the inputs."""
+
+
 def build_report(inputs: Iterable[str | Path], *, source: Any = None, revision: str | None = None,
                  rename: Mapping[str, str] | None = None, allow_partial: bool = False,
                  b: int = DEFAULT_B, seed: int = DEFAULT_SEED, gallery_per_model: int = 20) -> Report:
     """Read, join and analyse ``inputs`` (lm-eval output dirs / results files, Inspect logs)."""
     read = read_inputs(inputs, allow_partial=allow_partial)
-    rename_models(read.runs, rename or {})
+    names = sorted({r.model for run in read.runs for r in run.rows} | {run.model for run in read.runs})
+    unknown = rename_models(read.runs, rename or {})
+    if unknown:
+        raise RenameError(f"--rename {', '.join(unknown)}: no model of that name in the inputs "
+                          f"(they have: {', '.join(names)})")
     joined = join_runs(read.runs, source=source, revision=revision)
     models = list(dict.fromkeys(r.model for r in joined.rows))
     table = SampleTable.from_rows(joined.rows, models)
@@ -100,6 +108,23 @@ def _natural(s: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", s))
 
 
+#: What :func:`write_report` writes under its folder; a new report removes an older
+#: one's first, so no stale table, plot or export (a model card YAML!) is left beside it.
+OUTPUT_NAMES = ("report.md", "report.json", "report.html", "csv", "plots", "lm_eval_results",
+                "hf_eval_results")
+
+
+def _clear_outputs(out: Path) -> None:
+    import shutil
+
+    for name in OUTPUT_NAMES:
+        p = out / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+
+
 def write_report(report: Report, out_dir: str | Path, *, formats: Iterable[str] = FORMATS,
                  title: str = "medsplit report", date: str | None = None) -> dict[str, list[Path]]:
     """Write the chosen formats under ``out_dir``; returns format -> files written."""
@@ -110,6 +135,7 @@ def write_report(report: Report, out_dir: str | Path, *, formats: Iterable[str] 
     if unknown:
         raise ValueError(f"unknown format(s) {', '.join(sorted(unknown))}; choose from {', '.join(FORMATS)}")
     d = report.data
+    _clear_outputs(out)
     written: dict[str, list[Path]] = {}
     if "md" in formats:
         from lm_eval_medsplit.report.tables import markdown_report

@@ -28,6 +28,7 @@ import datetime as _dt
 import json
 import math
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,20 @@ _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 
 def sanitize(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "__", name).strip("_") or "model"
+
+
+def model_dirs(models: Iterable[str]) -> dict[str, str]:
+    """A folder name per model: :func:`sanitize`, plus a short hash of the name where two
+    models would share a folder ("org/My Model" and "org My Model")."""
+    import hashlib
+
+    models = sorted(set(models))
+    names = {m: sanitize(m) for m in models}
+    counts: dict[str, int] = {}
+    for n in names.values():
+        counts[n] = counts.get(n, 0) + 1
+    return {m: n if counts[n] == 1 else f"{n}-{hashlib.sha256(m.encode()).hexdigest()[:8]}"
+            for m, n in names.items()}
 
 
 def _cell(v: Any) -> Any:
@@ -151,11 +166,12 @@ def lm_eval_results(d: ReportData, model: str, *, reference: dict[str, Any] | No
 
 def write_lm_eval_results(d: ReportData, out_dir: Path, *, reference: dict[str, Any] | None = None) -> list[Path]:
     paths = []
+    dirs = model_dirs(d.models)
     for m in d.models:
         doc = lm_eval_results(d, m, reference=reference)
         if not doc["results"]:
             continue
-        p = out_dir / sanitize(m) / "results_medsplit.json"
+        p = out_dir / dirs[m] / "results_medsplit.json"
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
         paths.append(p)
@@ -206,9 +222,10 @@ def write_hf_eval_results(d: ReportData, out_dir: Path, *, reference: dict[str, 
     import yaml
 
     paths = []
+    dirs = model_dirs(d.models)
     for m in d.models:
         for fname, entries in hf_eval_results(d, m, reference=reference, date=date).items():
-            p = out_dir / sanitize(m) / ".eval_results" / fname
+            p = out_dir / dirs[m] / ".eval_results" / fname
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(yaml.safe_dump(entries, sort_keys=False, allow_unicode=True), encoding="utf-8")
             paths.append(p)

@@ -74,16 +74,27 @@ def split_parts(runs: Sequence[Run]) -> list[Part]:
     return parts
 
 
-def rename_models(runs: Sequence[Run], mapping: Mapping[str, str]) -> None:
-    """Rename models (``--rename OLD=NEW``) in place, runs and rows alike."""
+def rename_models(runs: Sequence[Run], mapping: Mapping[str, str]) -> list[str]:
+    """Rename models (``--rename OLD=NEW``) in place, runs and rows alike. A row's model
+    with a suffix (``"M (loglikelihood)"``, the ``_mc`` tasks) keeps it (``"NEW
+    (loglikelihood)"``) unless the full name is renamed. Returns the OLD names that
+    matched no model."""
     if not mapping:
-        return
+        return []
+    used: set[str] = set()
     for run in runs:
-        new = mapping.get(run.model)
-        if new:
-            run.model = new
-            for r in run.rows:
-                r.model = new
+        base = run.model
+        for r in run.rows:
+            if r.model in mapping:  # the full name, suffix included
+                used.add(r.model)
+                r.model = mapping[r.model]
+            elif base in mapping and r.model.startswith(base):
+                used.add(base)
+                r.model = mapping[base] + r.model[len(base):]
+        if base in mapping:
+            used.add(base)
+            run.model = mapping[base]
+    return sorted(set(mapping) - used)
 
 
 def join_runs(runs: Sequence[Run], *, source: Any = None, revision: str | None = None) -> JoinResult:
