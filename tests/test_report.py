@@ -586,6 +586,21 @@ def _rows(n_per_subset: int, copies: int = 1) -> list[SampleRow]:
     return rows
 
 
+def test_aggregate_gaps_compare_only_benchmarks_with_both_subsets():
+    def rows(bench, sub, n, n_ok):
+        return [SampleRow("m", "lm-eval", "t", bench, f"{bench}-{sub}-{i}", sub, 0.5, "h", None, None,
+                          "A", "answer_phrase", "correct" if i < n_ok else "incorrect") for i in range(n)]
+    data = analyse(rows("medqa", "knowledge", 10, 8) + rows("medqa", "reasoning", 10, 5)
+                   + rows("pubmedqa", "knowledge", 20, 10), b=200)  # pubmedqa has no reasoning part
+    macro = next(r for r in data.gaps if r["benchmark"] == "macro")
+    weighted = next(r for r in data.gaps if r["level"] == "weighted")
+    assert macro["knowledge_accuracy"] == pytest.approx((0.8 + 0.5) / 2)  # every benchmark
+    assert macro["knowledge_benchmarks"] == 2 and macro["reasoning_benchmarks"] == 1
+    assert macro["gap"] == pytest.approx(0.8 - 0.5) and weighted["gap"] == pytest.approx(0.8 - 0.5)
+    assert macro["gap_benchmarks"] == weighted["gap_benchmarks"] == 1
+    assert any("gaps cover the 1 benchmark(s) with both subsets; pubmedqa lack(s) one" in n for n in data.notes)
+
+
 def test_intervals_contain_the_estimate_and_shrink_with_more_samples():
     small = analyse(_rows(40), b=1000)
     large = analyse(_rows(40, copies=9), b=1000)

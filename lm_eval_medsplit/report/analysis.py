@@ -280,6 +280,13 @@ class Analyser:
                 continue
             used = sorted(set(ks[0]) | set(ks[1]))
             pcounts = [parsed_by.get((m, bq), (0, 0)) for bq in used]
+            # the gap compares like with like: only benchmarks that have both subsets
+            paired = sorted(set(ks[0]) & set(ks[1]))
+            if ks[0] and ks[1] and len(paired) < len(used):
+                lone = ", ".join(t.benchmarks[bq] for bq in used if bq not in paired)
+                data.notes.append(f"{model}: the macro and weighted gaps cover the {len(paired)} "
+                                  f"benchmark(s) with both subsets; {lone} lack(s) one (the subset "
+                                  f"accuracies include them)")
             # macro: mean over benchmarks; weighted: pooled over samples (stratified draws)
             for level in (MACRO, ALL):
                 row = {"model": model, "benchmark": level,
@@ -290,17 +297,15 @@ class Analyser:
                         row.update(_subset_cols(SUBSETS[s], None, 0, None))
                         row[f"{SUBSETS[s]}_benchmarks"] = 0
                         continue
-                    counts = np.array([self._acc_n[(m, bq, s)] for bq in ks[s]], float)
-                    mats = np.stack([self._acc_draws[(m, bq, s)] for bq in ks[s]])
-                    if level == MACRO:
-                        est[s] = float(np.mean(counts[:, 0] / counts[:, 1]))
-                        draws[s] = mats.mean(axis=0)
-                    else:
-                        est[s] = float(counts[:, 0].sum() / counts[:, 1].sum())
-                        draws[s] = (mats * counts[:, 1:2]).sum(axis=0) / counts[:, 1].sum()
-                    row.update(_subset_cols(SUBSETS[s], est[s], int(counts[:, 1].sum()), draws[s]))
+                    est[s], draws[s] = self._pool(m, ks[s], s, level)
+                    n_s = sum(self._acc_n[(m, bq, s)][1] for bq in ks[s])
+                    row.update(_subset_cols(SUBSETS[s], est[s], n_s, draws[s]))
                     row[f"{SUBSETS[s]}_benchmarks"] = len(ks[s])
-                row.update(_gap_cols(draws, est))
+                if paired and len(paired) < len(used):
+                    for s in (0, 1):
+                        est[s], draws[s] = self._pool(m, paired, s, level)
+                row.update(_gap_cols(draws, est) if paired else _gap_cols({}, {}))
+                row["gap_benchmarks"] = len(paired)
                 row["n"] = int(sum(n for n, _ in pcounts))
                 if level == MACRO:
                     rates = [p / n for n, p in pcounts if n]
@@ -308,6 +313,16 @@ class Analyser:
                 else:
                     row["parse_rate"] = _r(sum(p for _, p in pcounts) / row["n"]) if row["n"] else None
                 data.gaps.append(row)
+
+    def _pool(self, m: int, bqs: list[int], s: int, level: str) -> tuple[float, np.ndarray]:
+        """Accuracy of subset ``s`` over benchmarks ``bqs``, and its draws: the mean of the
+        benchmarks (macro) or pooled over samples (weighted; stratified draws)."""
+        counts = np.array([self._acc_n[(m, bq, s)] for bq in bqs], float)
+        mats = np.stack([self._acc_draws[(m, bq, s)] for bq in bqs])
+        if level == MACRO:
+            return float(np.mean(counts[:, 0] / counts[:, 1])), mats.mean(axis=0)
+        return (float(counts[:, 0].sum() / counts[:, 1].sum()),
+                (mats * counts[:, 1:2]).sum(axis=0) / counts[:, 1].sum())
 
     # ------------------------------------------------------------------ adversarial
     def adversarial(self, data: ReportData) -> None:
