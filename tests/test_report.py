@@ -601,6 +601,21 @@ def test_aggregate_gaps_compare_only_benchmarks_with_both_subsets():
     assert any("gaps cover the 1 benchmark(s) with both subsets; pubmedqa lack(s) one" in n for n in data.notes)
 
 
+def test_adversarial_accuracy_is_one_estimator_in_every_table():
+    # q1 kept all three traces and got them right; q2 kept one and got it wrong (a partial
+    # run): per question (1 + 0) / 2, not per sample 3 / 4
+    def row(qid, cond, k, outcome):
+        return SampleRow("m", "lm-eval", "t", "medqa", qid, "reasoning", 0.8, "h", cond, k, "A",
+                         "answer_phrase", outcome)
+    rows = [row("q1", None, None, "correct"), row("q2", None, None, "correct")]
+    rows += [row("q1", "prefill", k, "correct") for k in range(3)] + [row("q2", "prefill", 0, "incorrect")]
+    data = analyse(rows, b=200)
+    acc = next(r for r in data.accuracy if r["condition"] == "prefill" and r["subset"] == "reasoning")
+    mean = next(r for r in data.adversarial if r["benchmark"] == "medqa" and r["trace"] == "mean")
+    assert acc["accuracy"] == mean["accuracy"] == 0.5 and acc["correct"] == 3 and acc["n"] == 4
+    assert mean["clean_accuracy"] - mean["drop"] == pytest.approx(mean["accuracy"])
+
+
 def test_intervals_contain_the_estimate_and_shrink_with_more_samples():
     small = analyse(_rows(40), b=1000)
     large = analyse(_rows(40, copies=9), b=1000)

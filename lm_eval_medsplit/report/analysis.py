@@ -237,9 +237,13 @@ class Analyser:
         k = int(t.correct[rows].sum())
         p = int(t.parsed[rows].sum())
         rng = self.rng("acc", t.models[m], t.benchmarks[bq], subset, cond)
+        acc = k / n
         if cond != CLEAN:
-            # adversarial samples of one question are several traces: resample questions
-            draws = stats.bootstrap_means(_per_question_mean(t.qid[rows], t.correct[rows]), rng, self.b)
+            # adversarial samples of one question are several traces: the estimate is the
+            # mean over questions (the adversarial table's), and the draws resample questions
+            qv = _per_question_mean(t.qid[rows], t.correct[rows])
+            acc = float(qv.mean())
+            draws = stats.bootstrap_means(qv, rng, self.b)
         else:
             draws = stats.bootstrap_proportion(k, n, rng, self.b)
         if keep and s is not None:
@@ -248,7 +252,7 @@ class Analyser:
         lo, hi = _ci(draws)
         return {"model": t.models[m], "benchmark": t.benchmarks[bq], "condition": cond,
                 "subset": subset, "n": n, "correct": k, "parsed": p,
-                "accuracy": _r(k / n), "ci_low": lo, "ci_high": hi,
+                "accuracy": _r(acc), "ci_low": lo, "ci_high": hi,
                 "parse_rate": _r(p / n)}
 
     # ------------------------------------------------------------------ gaps
