@@ -957,6 +957,10 @@ def test_cli_writes_every_output(lm_run, inspect_run, tmp_path, capsys):
     assert lmres["results"]["medsplit_medqa"]["gap,none"] == g["gap"]
     w = next(r for r in data["gaps"] if r["model"] == LM_MODEL and r["benchmark"] == "all")
     assert lmres["groups"]["medsplit_knowledge"]["acc,none"] == w["knowledge_accuracy"]
+    mac = next(r for r in data["gaps"] if r["model"] == LM_MODEL and r["benchmark"] == "macro")
+    top = lmres["groups"]["medsplit"]
+    assert top["gap,none"] == w["gap"] and top["gap_ci_low,none"] == w["gap_ci_low"]
+    assert top["gap_macro,none"] == mac["gap"] and top["gap_macro_ci_low,none"] == mac["gap_ci_low"]
     assert set(lmres["results"]) >= {f"medsplit_{b}_{s}" for b in BENCHES for s in ("knowledge", "reasoning")}
     assert "medsplit_medqa_all_adversarial_prefill" in lmres["results"]
 

@@ -136,8 +136,8 @@ def lm_eval_results(d: ReportData, model: str, *, reference: dict[str, Any] | No
             g[f"acc{suffix}_ci_high,none"] = r[f"{s}_ci_high"]
             if not suffix:
                 g["acc_stderr,none"] = _stderr(r[f"{s}_accuracy"], r[f"{s}_n"])
-        g = groups.setdefault("medsplit", {"alias": "medsplit"})
-        g.update({f"{k}{suffix},none": v for k, v in gap.items()})
+        g = groups.setdefault("medsplit", {"alias": "medsplit"})  # gap / gap_macro, like acc / acc_macro
+        g.update({f"gap{suffix}{k[len('gap'):]},none": v for k, v in gap.items()})
     for r in d.adversarial:
         if r["model"] != model or r["trace"] != "mean" or r["level"] != "benchmark":
             continue
