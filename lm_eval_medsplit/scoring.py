@@ -305,8 +305,8 @@ def _negated_before(low: str, pos: int) -> bool:
     last = words[-1].strip(",;:")
     if last in _NEG_LAST_WORD or last.endswith("n't"):
         return True
-    if words[-1] in _NEG_QUALIFIERS:
-        return True
+    if words[-1] in _NEG_QUALIFIERS and "\n" not in window[window.rfind(words[-1]):]:
+        return True  # "the incorrect answer is", not "B - False\nAnswer: B"
     return len(words) > 1 and f"{words[-2]} {words[-1]}" in _NEG_LAST_TWO
 
 
@@ -451,7 +451,19 @@ _P_ANSWER = re.compile(
     + _LEAD + r"([a-z])")
 # "the answer is Metformin": the phrase, then an option's own text
 _P_ANSWER_HEAD = re.compile(
-    r"answer(?:" + _FILLER + _WS + _VERB + _ADVERB + r"|\s{0,3}[:=])\s{0,4}(?:the\s{1,3})?")
+    r"answer(?:" + _FILLER + _WS + r"(?:is|remains)" + _ADVERB + r"|\s{0,3}[:=])\s{0,4}(?:the\s{1,3})?")
+# a sentence that only supposes an answer: "if ..., the answer is", "students assume the
+# answer is", "it is unlikely that D is the answer"
+_HYPOTHETICAL = re.compile(
+    r"\b(?:if|unless|whether|think|thinks|thought|assume[sd]?|assuming|believe[sd]?|suppose[sd]?|"
+    r"might|may|could|would|unlikely|not|never|instead)\b")
+
+
+def _hypothetical_before(low: str, pos: int) -> bool:
+    """Whether the sentence before ``pos`` (at most 300 characters of it) supposes."""
+    lo = max(0, pos - 300)
+    start = max(low.rfind(c, lo, pos) for c in ".?!;\n") + 1
+    return bool(_HYPOTHETICAL.search(low, max(start, lo), pos))
 _P_OPTION = re.compile(
     r"(?:option|choice|response|selection)(?:" + _WS + r"(?:is|would\s+be|will\s+be)|\s{0,3}:)"
     + _ADVERB + _LEAD + r"([a-z])")
@@ -459,10 +471,16 @@ _OPTION_ADJ = re.compile(
     r"(?:correct|right|best|final|appropriate|likely|accurate|suitable|my)\s{1,3}$")
 _P_VERB = re.compile(r"(?:choose|select|pick|go\s+with|opt\s+for)\s" + _LEAD + r"([a-z])")
 # "A common mistake is to select D", "it is tempting to choose D"
-_VERB_WARNING = re.compile(r"mistake|error|tempt|trap|pitfall|distractor|wrongly|incorrectly")
-_P_ZH = re.compile(r"(?:答案\s{0,2}(?:是|为|:)|选项\s{0,2}(?:是|为|:)|(?<!不)选(?!项))" + _LEAD + r"([a-z])")
+_VERB_WARNING = re.compile(
+    r"\b(?:mistakes?|mistaken(?:ly)?|tempt(?:ing|ed)?|traps?|pitfalls?|distractors?|wrongly|incorrectly)\b")
+_P_ZH = re.compile(r"(?:答案\s{0,2}(?:是|为|:)|选项\s{0,2}(?:是|为|:)|(?<![不误错应若未别勿筛])选(?!项))" + _LEAD + r"([a-z])")
 # a self-correction after the answer: "wait, actually it's D", "Actually, no — C is
 # correct", "on second thought: C"
+# after the corrected letter: the statement ends, or says the letter is right ("Actually,
+# no - C worsens it" and "actually it's A that ..." are prose, not a correction)
+_CORRECTION_END = re.compile(
+    r"[ \t]{0,2}[)\]]?[ \t]{0,2}(?:$|[!\n]|\.(?:$|\s+[A-Z]|\s*\n)|\s+is\s+(?:the\s+)?(?:correct|right|"
+    r"(?:correct\s+|right\s+|best\s+)?answer)\b)")
 _P_CORRECTION = re.compile(
     r"(?:actually|on\s+second\s+thought)[,:]?\s{0,3}"
     r"(?:(?:no[,.;!]?\s{0,3}[-–—]*\s{0,3})?(?:it['’]?s|it\s+is|it\s+should\s+be|the\s+answer\s+is)"
@@ -555,6 +573,9 @@ def _check_anchor(text: str, low: str, opts: _Options, pos: int,
         if hit is None:
             return None
         phrase_start, start = hit
+        if low.startswith("answer", pos) and (" would " in low[phrase_start:pos]
+                                              or _hypothetical_before(low, phrase_start)):
+            return None  # "If unstable, A would be the answer", "unlikely that D is the answer"
         lowercase_ok = False
     else:
         if pos > 0 and low[pos - 1].isalpha() and rx is not _P_ZH:
@@ -589,13 +610,16 @@ def _check_anchor(text: str, low: str, opts: _Options, pos: int,
                 letter = opts.letters[i]
                 break
         else:
-            # "the answer is C. difficile colitis": a genus abbreviation whose next word
-            # is in one option's text only (never the letter's own option)
+            # "the answer is C. difficile colitis": a genus abbreviation of exactly one
+            # option that reads "<C...> difficile ..." (not the letter's own option)
             w = _GENUS_WORD.match(text, end + 1)
             if w:
-                owners = [i for i, t in enumerate(opts.normalised_texts()) if f" {w.group(1)} " in f" {t} "]
+                owners = [i for i, t in enumerate(opts.normalised_texts())
+                          if t.split()[1:2] == [w.group(1)] and t[:1] == text[start].lower()]
                 if len(owners) == 1 and opts.letters[owners[0]] != letter:
                     letter = opts.letters[owners[0]]
+    if rx is _P_CORRECTION and not _CORRECTION_END.match(text, end):
+        return None  # "Actually, no - C worsens it": prose about C, not a correction
     if _negated_before(low, phrase_start):
         return None  # "I would not choose C"
     if rx is not None and _NEG_AFTER.match(text, end):
@@ -606,18 +630,20 @@ def _check_anchor(text: str, low: str, opts: _Options, pos: int,
 
 
 _GENUS_WORD = re.compile(r" ([a-z]{4,})\b")
+_TEXT_END = re.compile(r"[ \t]{0,2}(?:$|[.,;:!?)\n]|\s+(?:and|or|&|/)\s)")
 
 
 def _answer_is_text(text: str, low: str, opts: _Options, pos: int) -> tuple[str | None, bool] | None:
     """(letter, ambiguous) for "the answer is <an option's text>" anchored at ``pos``."""
     h = _P_ANSWER_HEAD.match(low, pos)
-    if h is None:
+    if h is None or _hypothetical_before(low, pos):
         return None
     start = h.end()
     best = -1
     for i in range(len(opts.texts or ())):
         t = opts.text(i).strip().lower()
-        if t and low.startswith(t, start) and (start + len(t) >= len(low) or not low[start + len(t)].isalnum()):
+        # the option's text ends the statement: "is no." / "is Metformin, since", not "is no longer"
+        if t and low.startswith(t, start) and _TEXT_END.match(low, start + len(t)):
             if best < 0 or len(t) > len(opts.text(best).strip()):
                 best = i
     if best < 0 or _negated_before(low, pos):

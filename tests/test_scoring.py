@@ -168,6 +168,37 @@ AUDIT = [
     case("Answer: B or maybe C", DM, None, METHOD_NONE, "hedged-second-letter"),
 ]
 
+# what the AUDIT rules must not do (found by a second audit, hunting their false positives)
+LYTES = {"A": "Hyperkalemia", "B": "Hypokalemia", "C": "Hypernatremia", "D": "Metabolic alkalosis"}
+DIUR = {"A": "Hydrochlorothiazide", "B": "Spironolactone", "C": "Furosemide", "D": "Amlodipine"}
+UTI = {"A": "Proteus mirabilis", "B": "Klebsiella pneumoniae", "C": "Staphylococcus saprophyticus",
+       "D": "Enterococcus faecalis", "E": "Pseudomonas aeruginosa"}
+NOT_TOO_EAGER = [
+    case("A. Hyperkalemia - False\nB. Hypokalemia - True\nC. Hypernatremia - False\n\nAnswer: B", LYTES,
+         "B", METHOD_ANSWER_PHRASE, "qualifier-on-the-line-before"),
+    case("Given this entrapment at the wrist, I choose B.", LYTES, "B", METHOD_ANSWER_PHRASE,
+         "warning-word-inside-a-word"),
+    case("It is phenylketonuria, an inborn error of metabolism, so I would select B.", LYTES, "B",
+         METHOD_ANSWER_PHRASE, "error-is-no-warning"),
+    case("Answer: B. Hypokalemia\n\nIf the patient had been vomiting instead, the answer would be "
+         "metabolic alkalosis.", LYTES, "B", METHOD_ANSWER_PHRASE, "hypothetical-answer-text"),
+    case("The answer is (B).\n\nWhy not A? Some students assume the answer is hyperkalemia, but no.",
+         LYTES, "B", METHOD_ANSWER_PHRASE, "assumed-answer-text"),
+    case("Final answer: A (yes)\n\nIn older cohorts the answer is no longer so certain.",
+         ["yes", "no", "maybe"], "A", METHOD_ANSWER_PHRASE, "option-text-inside-a-phrase"),
+    case("The answer is C. increased parathyroid hormone secretion is the cause.",
+         {"A": "Increased serum calcium", "B": "Low phosphate", "C": "Elevated PTH", "D": "Vitamin D"},
+         "C", METHOD_ANSWER_PHRASE, "lowercase-word-is-no-genus"),
+    case("Answer: B. Spironolactone\n\nWould C also help? Actually, no - C worsens the hypokalemia.",
+         DIUR, "B", METHOD_ANSWER_PHRASE, "actually-in-prose"),
+    case("Answer: A (Proteus mirabilis)\n\nThe most common cause of UTI overall? Actually, it's E. coli, "
+         "but it is not urease-positive.", UTI, "A", METHOD_ANSWER_PHRASE, "actually-e-coli"),
+    case("答案：B。很多考生误选A。", LYTES, "B", METHOD_ANSWER_PHRASE, "chinese-wrongly-chosen"),
+    case("答案是B。本题不应选A。", LYTES, "B", METHOD_ANSWER_PHRASE, "chinese-should-not-choose"),
+    case("If she were unstable, A would be the answer. Since she is stable, the next step is Hypokalemia.",
+         LYTES, "B", METHOD_OPTION_TEXT, "hypothetical-letter-is-the-answer"),
+]
+
 FINAL_LINE = [
     case("Reasoning...\n\nC. Purkinje fibers", OPTS4, "C", METHOD_FINAL_LINE, "letter-dot"),
     case("Reasoning...\n\n(C) Purkinje fibers", OPTS4, "C", METHOD_FINAL_LINE, "parens"),
@@ -303,7 +334,8 @@ AMBIGUOUS = [
 
 
 @pytest.mark.parametrize("text, options, letter, method",
-                         THINK + ANSWER_TAGS + BOXED + PHRASES + AUDIT + FINAL_LINE + OPTION_TEXT
+                         THINK + ANSWER_TAGS + BOXED + PHRASES + AUDIT + NOT_TOO_EAGER + FINAL_LINE
+                         + OPTION_TEXT
                          + FUZZY + LETTER_RULES + LAST_WINS + NEGATION + AMBIGUOUS)
 def test_behaviour(text, options, letter, method):
     got = extract_answer(text, options)
