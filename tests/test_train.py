@@ -495,6 +495,8 @@ def test_cli_main_errors_and_listing(capsys):
     assert "grpo_vllm_colocate" in capsys.readouterr().out
     assert main(["configs", "--path", "accelerate_zero3"]) == 0
     assert capsys.readouterr().out.strip().endswith("accelerate_zero3.yaml")
+    assert main(["configs", "--help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: medsplit-train configs")
     with pytest.raises(SystemExit, match="neither a file nor a packaged config"):
         main(["sft", "--config", "no_such_config"])
 

@@ -18,7 +18,8 @@ stays empty (or, with --on-reject offline, gets the offline template and the rec
 adversarial_source says "+offline-template"). Each record keeps per-trace status,
 attempts and reasons in meta.adversarial_generation.
 
-re-running with the same --out skips finished records and asks only for missing traces.
+with --model or --endpoint, re-running with the same --out skips finished records and
+asks only for missing traces (--offline traces are deterministic and simply made again).
 
 examples:
   medsplit adversarial generate mine.jsonl --out mine.traces.jsonl --offline

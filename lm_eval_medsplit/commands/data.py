@@ -89,7 +89,7 @@ def cmd_validate(args) -> int:
     if args.json:
         for rep in reports:
             print(json.dumps(rep.as_dict()))
-    else:
+    elif reports or not failed:
         _print_reports(src, reports, args.show_skips)
         if not args.benchmark:
             for name, why in src.absent().items():

@@ -23,7 +23,7 @@ outputs (under --out, default medsplit_report/):
 
 examples:
   medsplit report runs/lm_eval_out runs/inspect_logs --out report/
-  medsplit report runs/ --source ../shared/data/hub_layout --format md,html
+  medsplit report runs/ --source build/ --format md,html
   medsplit report runs/ --rename "hf/Qwen/Qwen3-8B=Qwen3-8B" --json
 """
 

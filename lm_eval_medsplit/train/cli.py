@@ -34,7 +34,7 @@ commands:
   configs   list the example configs shipped with the package (--path NAME: print
             one config's path, e.g. for accelerate launch --config_file)
 
-`medsplit-train sft --help` lists every option (data, TRL SFTConfig, ModelConfig).
+`medsplit-train sft --help` lists every other option (data, TRL SFTConfig, ModelConfig).
 """
 
 
@@ -206,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command == "configs":
+        if rest[:1] in (["-h"], ["--help"]):
+            print("usage: medsplit-train configs [--path NAME]\n\nlist the example configs shipped "
+                  "with the package; --path NAME prints one config's path")
+            return 0
         known = packaged_configs()
         if rest[:1] == ["--path"]:
             name = (rest[1] if len(rest) > 1 else "").removesuffix(".yaml")
