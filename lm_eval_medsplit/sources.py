@@ -200,7 +200,7 @@ def detect_layout(path: Path) -> str:
 def _has_hub_rows(path: Path) -> bool:
     """Whether a ``test*.jsonl`` holds hub-layout rows (an ``id`` field) rather than an
     original file of the same name (raw MedQA's ``test.jsonl`` has ``realidx``)."""
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:  # a peek; loading reports bad bytes
         for line in f:
             if line.strip():
                 try:
