@@ -271,6 +271,15 @@ class MedsplitTask(ConfigurableTask):
         meta["medsplit"] = dict(prov)
         self.config.metadata = meta
 
+    def construct_requests(self, doc, ctx, **kwargs):
+        # A chat template whose generation prompt opens <think> (R1 distills, Qwen3): the
+        # output starts inside the block, so the scorer is told to read it that way (an
+        # unfinished think is then unparsed, not an answer). Set on every request, so a
+        # cached doc never keeps the flag of an earlier run.
+        if isinstance(doc, dict) and self.OUTPUT_TYPE == "generate_until":
+            doc[THINK_OPENED] = isinstance(ctx, str) and _opens_think(ctx)
+        return super().construct_requests(doc, ctx, **kwargs)
+
 
 # --------------------------------------------------------------------------- scoring
 
@@ -295,10 +304,25 @@ def first_text(resps) -> str:
     return resps if isinstance(resps, str) else ""
 
 
+#: Doc key set by :meth:`MedsplitTask.construct_requests` when the prompt opened ``<think>``.
+THINK_OPENED = "think_opened_by_prompt"
+_THINK_TAIL = 400
+
+
+def _opens_think(ctx: str) -> bool:
+    """Whether the end of the rendered prompt leaves a ``<think>`` block open."""
+    tail = ctx[-_THINK_TAIL:]
+    i = tail.rfind("<think>")
+    return i >= 0 and tail.find("</think>", i) < 0
+
+
 def score_doc(text: str, doc: dict[str, Any], *, fuzzy: bool = True):
     from lm_eval_medsplit.scoring import score
 
-    return score(text or "", doc_options(doc), doc["answer_idx"], fuzzy=fuzzy)
+    text = text or ""
+    if doc.get(THINK_OPENED) and "<think>" not in text[:64]:
+        text = "<think>" + text  # the prompt opened it: read the output as its continuation
+    return score(text, doc_options(doc), doc["answer_idx"], fuzzy=fuzzy)
 
 
 def score_json(text: str, doc: dict[str, Any], *, fuzzy: bool = True) -> str:

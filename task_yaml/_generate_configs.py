@@ -33,6 +33,13 @@ MODULE = "lm_eval_medsplit.lm_eval_tasks"
 VERSION = "1.0"
 
 
+#: Stop strings: the end-of-turn markers of common chat formats (ChatML, Llama 3, Phi,
+#: Gemma, DeepSeek), so a model run without its chat template, or one whose EOS is not its
+#: end of turn, stops at its own turn's end instead of writing more turns (the scorer takes
+#: the last answer). They never occur in an answer. lm-eval adds the tokenizer's EOS.
+STOP = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<｜end▁of▁sentence｜>")
+
+
 def _fn(name: str) -> str:
     return f"!function {MODULE}.{name}"
 
@@ -73,7 +80,7 @@ doc_to_target: answer_idx
 target_delimiter: "\\n\\n"
 {prefix}process_results: {_fn("process_results")}
 generation_kwargs:
-  until: []
+  until: [{", ".join(f'"{s}"' for s in STOP)}]
   max_gen_toks: {max_gen_toks}
   do_sample: false
   temperature: 0.0

@@ -143,6 +143,15 @@ def test_index_has_every_task_and_group(task_manager):
         assert g in groups, g
 
 
+def test_generation_stops_at_end_of_turn_markers(task_manager):
+    task = task_manager.load_task_or_group(["medsplit_medqa_reasoning_adversarial"])
+    (t,) = task.values()
+    kw = t.config.generation_kwargs
+    assert {"<|im_end|>", "<|eot_id|>", "<｜end▁of▁sentence｜>"} <= set(kw["until"])
+    assert kw["do_sample"] is False and kw["max_gen_toks"] == 4096
+    assert "\n\n" not in kw["until"]  # a step-by-step answer has paragraphs
+
+
 def test_every_group_builds_and_weights_its_leaf_tasks(raw_dir, tmp_path):
     """All 11 benchmarks (the four hub-only ones filled with real questions borrowed from
     local benchmarks): `medsplit` and `medsplit_mc` build with every task once, and the
@@ -197,8 +206,7 @@ def test_docs_carry_the_sample_contract_and_provenance(task_manager, source_reco
     assert d0["record_hash"] == r0.content_hash() and d0["subset"] == "reasoning"
     assert d0["adversarial"] is None and d0["trace_index"] is None
     assert clean.doc_to_text(d0) == build_prompt(r0, "cot").user_text
-    assert clean.config.generation_kwargs["until"] == []
-    assert clean.config.generation_kwargs["max_gen_toks"] == 4096
+    assert "<|im_end|>" in clean.config.generation_kwargs["until"]  # end-of-turn markers only
     prov = clean.config.metadata["medsplit"]
     assert prov["source"]["location"] == str(resolve_source(prov["source"]["location"]).location)
     assert prov["revision"] == REVISION
@@ -347,6 +355,57 @@ def test_mc_tasks_request_every_option_and_score_exactly(task_manager, source_re
     assert len({len(r.options) for r in recs}) > 1  # option counts vary in this benchmark
     assert res["groups"]["medsplit_mmlu_pro_health_biology_mc"]["acc,none"] == pytest.approx(
         n_correct / n, abs=1e-12)
+
+
+class ThinkingLM(LM):
+    """A reasoning model behind a template whose generation prompt opens <think> (as R1
+    distills do): its outputs start inside the block. Odd ids run out of tokens mid-think."""
+
+    tokenizer_name = "opens-think"
+
+    def __init__(self):
+        super().__init__()
+        self.contexts: list[str] = []
+
+    def apply_chat_template(self, chat_history, add_generation_prompt=True) -> str:
+        turns = "".join(f"<|{m['role']}|>{m['content']}" for m in chat_history)
+        return turns + ("<|assistant|><think>\n" if add_generation_prompt else "")
+
+    def generate_until(self, requests, disable_tqdm: bool = False):
+        out = []
+        for req in requests:
+            self.contexts.append(req.args[0])
+            odd = int(hashlib.sha256(str(req.doc["id"]).encode()).hexdigest(), 16) % 2
+            out.append("Hmm, the answer is A. Wait, let me check the" if odd
+                       else "The answer is A.\n</think>\n\nAnswer: A")
+        return out
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False):
+        raise NotImplementedError
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+        raise NotImplementedError
+
+
+def test_a_think_opened_by_the_template_and_left_unfinished_is_unparsed(task_manager, source_records):
+    import lm_eval
+
+    lm = ThinkingLM()
+    res = lm_eval.simple_evaluate(model=lm, tasks=["medsplit_pubmedqa_reasoning"], task_manager=task_manager,
+                                  limit=12, log_samples=True, bootstrap_iters=0, apply_chat_template=True)
+    assert all(c.endswith("<|assistant|><think>\n") for c in lm.contexts)
+    samples = res["samples"]["medsplit_pubmedqa_reasoning"]
+    for s in samples:
+        fields = json.loads(s["filtered_resps"][0])
+        finished = "</think>" in s["resps"][0][0]
+        assert s["doc"][lt.THINK_OPENED] is True
+        assert fields["parsed"] is finished and fields["method"] == ("answer_phrase" if finished else "truncated_think")
+    assert 0 < sum("</think>" in s["resps"][0][0] for s in samples) < len(samples)
+    # without a template nothing is opened for the model: the same text is read as it is
+    plain = lm_eval.simple_evaluate(model=ThinkingLM(), tasks=["medsplit_pubmedqa_reasoning"],
+                                    task_manager=task_manager, limit=12, log_samples=True, bootstrap_iters=0)
+    assert all(s["doc"][lt.THINK_OPENED] is False and json.loads(s["filtered_resps"][0])["parsed"]
+               for s in plain["samples"]["medsplit_pubmedqa_reasoning"])
 
 
 def test_trace_mean_and_process_results_directly():
