@@ -613,6 +613,9 @@ def test_adversarial_accuracy_is_one_estimator_in_every_table():
     acc = next(r for r in data.accuracy if r["condition"] == "prefill" and r["subset"] == "reasoning")
     mean = next(r for r in data.adversarial if r["benchmark"] == "medqa" and r["trace"] == "mean")
     assert acc["accuracy"] == mean["accuracy"] == 0.5 and acc["correct"] == 3 and acc["n"] == 4
+    assert acc["questions"] == 2 and acc["stderr"] == pytest.approx(0.5)  # sd of (1, 0) over sqrt(2)
+    clean = next(r for r in data.accuracy if r["condition"] == "clean" and r["subset"] == "reasoning")
+    assert clean["stderr"] is not None and clean["questions"] == clean["n"] == 2
     assert mean["clean_accuracy"] - mean["drop"] == pytest.approx(mean["accuracy"])
 
 

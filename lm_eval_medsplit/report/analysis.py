@@ -238,21 +238,25 @@ class Analyser:
         p = int(t.parsed[rows].sum())
         rng = self.rng("acc", t.models[m], t.benchmarks[bq], subset, cond)
         acc = k / n
+        units = n  # what the standard error counts: samples, or questions for adversarial rows
         if cond != CLEAN:
             # adversarial samples of one question are several traces: the estimate is the
             # mean over questions (the adversarial table's), and the draws resample questions
             qv = _per_question_mean(t.qid[rows], t.correct[rows])
             acc = float(qv.mean())
+            units = int(qv.size)
             draws = stats.bootstrap_means(qv, rng, self.b)
+            se = float(qv.std(ddof=1) / np.sqrt(units)) if units > 1 else None
         else:
             draws = stats.bootstrap_proportion(k, n, rng, self.b)
+            se = float(np.sqrt(acc * (1 - acc) / (n - 1))) if n > 1 else None
         if keep and s is not None:
             self._acc_draws[(m, bq, s)] = draws
             self._acc_n[(m, bq, s)] = (k, n)
         lo, hi = _ci(draws)
         return {"model": t.models[m], "benchmark": t.benchmarks[bq], "condition": cond,
                 "subset": subset, "n": n, "correct": k, "parsed": p,
-                "accuracy": _r(acc), "ci_low": lo, "ci_high": hi,
+                "accuracy": _r(acc), "stderr": _r(se), "questions": units, "ci_low": lo, "ci_high": hi,
                 "parse_rate": _r(p / n)}
 
     # ------------------------------------------------------------------ gaps

@@ -116,7 +116,7 @@ def lm_eval_results(d: ReportData, model: str, *, reference: dict[str, Any] | No
         sub = "" if (r["subset"] == "all" and not cond) else f"_{r['subset']}"
         task = f"medsplit_{r['benchmark']}{sub}{cond}"
         alias = f"{r['benchmark']} ({r['subset']}{', ' + r['condition'] if cond else ''})"
-        put(task, alias, {"acc": r["accuracy"], "acc_stderr": _stderr(r["accuracy"], r["n"]),
+        put(task, alias, {"acc": r["accuracy"], "acc_stderr": r["stderr"],
                           "acc_ci_low": r["ci_low"], "acc_ci_high": r["ci_high"],
                           "parse_rate": r["parse_rate"]}, r["n"])
     groups: dict[str, dict[str, Any]] = {}
