@@ -44,6 +44,7 @@ from lm_eval_medsplit.adversarial import N_TRACES
 from lm_eval_medsplit.prompts import build_prompt, format_question, get_trace, prefill_text
 from lm_eval_medsplit.samples import sample_metadata, score_fields
 from lm_eval_medsplit.schema import MCQRecord
+from lm_eval_medsplit.scoring import opens_think
 from lm_eval_medsplit.task_yaml import (  # naming lives with the YAMLs, importable without lm-eval
     DEFAULT_MAX_GEN_TOKS,
     FILTER_NAME,
@@ -277,7 +278,7 @@ class MedsplitTask(ConfigurableTask):
         # unfinished think is then unparsed, not an answer). Set on every request, so a
         # cached doc never keeps the flag of an earlier run.
         if isinstance(doc, dict) and self.OUTPUT_TYPE == "generate_until":
-            doc[THINK_OPENED] = isinstance(ctx, str) and _opens_think(ctx)
+            doc[THINK_OPENED] = isinstance(ctx, str) and opens_think(ctx[-_THINK_TAIL:])
         return super().construct_requests(doc, ctx, **kwargs)
 
 
@@ -306,14 +307,7 @@ def first_text(resps) -> str:
 
 #: Doc key set by :meth:`MedsplitTask.construct_requests` when the prompt opened ``<think>``.
 THINK_OPENED = "think_opened_by_prompt"
-_THINK_TAIL = 400
-
-
-def _opens_think(ctx: str) -> bool:
-    """Whether the end of the rendered prompt leaves a ``<think>`` block open."""
-    tail = ctx[-_THINK_TAIL:]
-    i = tail.rfind("<think>")
-    return i >= 0 and tail.find("</think>", i) < 0
+_THINK_TAIL = 400  # the generation prompt: how much of the end of a rendered prompt is looked at
 
 
 def score_doc(text: str, doc: dict[str, Any], *, fuzzy: bool = True):

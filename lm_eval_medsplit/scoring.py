@@ -224,6 +224,13 @@ def _coerce_text(text: Any) -> str:
         return ""
 
 
+def opens_think(prompt: str) -> bool:
+    """Whether ``prompt`` (a rendered prompt or prefill) ends inside a ``<think>`` block, so
+    the model's output continues it: the last ``<think>`` has no ``</think>`` after it."""
+    i = prompt.rfind("<think>")
+    return i >= 0 and prompt.find("</think>", i) < 0
+
+
 def _think_cut(low: str) -> int | None:
     """Index after the last ``</think>`` (0 if none); ``None`` when a ``<think>`` is
     left open after it. ``low`` is the lower-cased text."""

@@ -107,6 +107,8 @@ def _tokenizer(model_args, training_args, *, left: bool):
 
 def template_opens_think(tokenizer) -> bool:
     """Whether the tokenizer's generation prompt already opens a ``<think>`` block."""
+    from lm_eval_medsplit.scoring import opens_think
+
     if not getattr(tokenizer, "chat_template", None):
         return False
     try:
@@ -114,8 +116,7 @@ def template_opens_think(tokenizer) -> bool:
                                              add_generation_prompt=True)
     except Exception:  # noqa: BLE001 - a template that cannot render is TRL's error to report
         return False
-    i = text.rfind("<think>")
-    return i >= 0 and text.find("</think>", i) < 0
+    return opens_think(text)
 
 
 def _write_reports(prepared, data_args, training_args) -> Path | None:

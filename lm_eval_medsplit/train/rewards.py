@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from lm_eval_medsplit.scoring import METHODS, Outcome, score
+from lm_eval_medsplit.scoring import METHODS, Outcome, opens_think, score
 
 ENV_UNPARSED_PENALTY = "MEDSPLIT_UNPARSED_PENALTY"
 METRIC_PREFIX = "medsplit"
@@ -203,8 +203,7 @@ def _prompt_opens_think(prompt: Any) -> bool:
     text = completion_text(prompt[-1:]) if isinstance(prompt, list) and prompt and \
         isinstance(prompt[-1], Mapping) and prompt[-1].get("role") == "assistant" else \
         (prompt if isinstance(prompt, str) else "")
-    i = text.rfind("<think>")
-    return i >= 0 and text.find("</think>", i) < 0
+    return opens_think(text)
 
 
 class FormatReward:
