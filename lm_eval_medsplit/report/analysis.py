@@ -249,7 +249,7 @@ class Analyser:
             se = float(qv.std(ddof=1) / np.sqrt(units)) if units > 1 else None
         else:
             draws = stats.bootstrap_proportion(k, n, rng, self.b)
-            se = float(np.sqrt(acc * (1 - acc) / (n - 1))) if n > 1 else None
+            se = stats.binomial_stderr(acc, n)
         if keep and s is not None:
             self._acc_draws[(m, bq, s)] = draws
             self._acc_n[(m, bq, s)] = (k, n)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
-import math
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 
 from lm_eval_medsplit.registry import HUB_DATASET, find_benchmark
 from lm_eval_medsplit.report.analysis import CLEAN, ReportData
+from lm_eval_medsplit.report.stats import binomial_stderr
 
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 
@@ -93,12 +93,6 @@ def write_tables(d: ReportData, out_dir: Path) -> list[Path]:
 # --------------------------------------------------------------------------- lm-eval style
 
 
-def _stderr(p: float | None, n: int) -> float | None:
-    if p is None or n < 2:
-        return None
-    return round(math.sqrt(p * (1 - p) / (n - 1)), 6)
-
-
 def lm_eval_results(d: ReportData, model: str, *, reference: dict[str, Any] | None = None) -> dict[str, Any]:
     results: dict[str, dict[str, Any]] = {}
     n_samples: dict[str, dict[str, int]] = {}
@@ -135,7 +129,8 @@ def lm_eval_results(d: ReportData, model: str, *, reference: dict[str, Any] | No
             g[f"acc{suffix}_ci_low,none"] = r[f"{s}_ci_low"]
             g[f"acc{suffix}_ci_high,none"] = r[f"{s}_ci_high"]
             if not suffix:
-                g["acc_stderr,none"] = _stderr(r[f"{s}_accuracy"], r[f"{s}_n"])
+                se = binomial_stderr(r[f"{s}_accuracy"], r[f"{s}_n"])
+                g["acc_stderr,none"] = None if se is None else round(se, 6)
         g = groups.setdefault("medsplit", {"alias": "medsplit"})  # gap / gap_macro, like acc / acc_macro
         g.update({f"gap{suffix}{k[len('gap'):]},none": v for k, v in gap.items()})
     for r in d.adversarial:

@@ -17,6 +17,7 @@ other numbers were computed in the same report.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Sequence
 
@@ -61,6 +62,14 @@ def bootstrap_proportion(k: int, n: int, rng: np.random.Generator, b: int = DEFA
     if n == 0:
         return np.full(b, np.nan)
     return rng.binomial(n, k / n, size=b) / n
+
+
+def binomial_stderr(p: float | None, n: int) -> float | None:
+    """Standard error of a proportion ``p`` of ``n`` samples as lm-eval's ``mean`` reports
+    it, ``sqrt(p(1-p)/(n-1))``; ``None`` below two samples."""
+    if p is None or n < 2:
+        return None
+    return math.sqrt(p * (1 - p) / (n - 1))
 
 
 def interval(draws: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float | None, float | None]:
