@@ -465,12 +465,6 @@ _HYPOTHETICAL = re.compile(
     r"\b(?:if|unless|whether|think|thinks|thought|assume[sd]?|assuming|believe[sd]?|suppose[sd]?|"
     r"might|may|could|would|unlikely|not|never|instead)\b")
 
-
-def _hypothetical_before(low: str, pos: int) -> bool:
-    """Whether the sentence before ``pos`` (at most 300 characters of it) supposes."""
-    lo = max(0, pos - 300)
-    start = max(low.rfind(c, lo, pos) for c in ".?!;\n") + 1
-    return bool(_HYPOTHETICAL.search(low, max(start, lo), pos))
 _P_OPTION = re.compile(
     r"(?:option|choice|response|selection)(?:" + _WS + r"(?:is|would\s+be|will\s+be)|\s{0,3}:)"
     + _ADVERB + _LEAD + r"([a-z])")
@@ -481,13 +475,13 @@ _P_VERB = re.compile(r"(?:choose|select|pick|go\s+with|opt\s+for)\s" + _LEAD + r
 _VERB_WARNING = re.compile(
     r"\b(?:mistakes?|mistaken(?:ly)?|tempt(?:ing|ed)?|traps?|pitfalls?|distractors?|wrongly|incorrectly)\b")
 _P_ZH = re.compile(r"(?:答案\s{0,2}(?:是|为|:)|选项\s{0,2}(?:是|为|:)|(?<![不误错应若未别勿筛])选(?!项))" + _LEAD + r"([a-z])")
-# a self-correction after the answer: "wait, actually it's D", "Actually, no — C is
-# correct", "on second thought: C"
 # after the corrected letter: the statement ends, or says the letter is right ("Actually,
 # no - C worsens it" and "actually it's A that ..." are prose, not a correction)
 _CORRECTION_END = re.compile(
     r"[ \t]{0,2}[)\]]?[ \t]{0,2}(?:$|[!\n]|\.(?:$|\s+[A-Z]|\s*\n)|\s+is\s+(?:the\s+)?(?:correct|right|"
     r"(?:correct\s+|right\s+|best\s+)?answer)\b)")
+# a self-correction after the answer: "wait, actually it's D", "Actually, no — C is
+# correct", "on second thought: C"
 _P_CORRECTION = re.compile(
     r"(?:actually|on\s+second\s+thought)[,:]?\s{0,3}"
     r"(?:(?:no[,.;!]?\s{0,3}[-–—]*\s{0,3})?(?:it['’]?s|it\s+is|it\s+should\s+be|the\s+answer\s+is)"
@@ -637,7 +631,15 @@ def _check_anchor(text: str, low: str, opts: _Options, pos: int,
 
 
 _GENUS_WORD = re.compile(r" ([a-z]{4,})\b")
+_AND_OR = re.compile(r"[ \t]{0,3},?[ \t]{0,3}(?:and|or|&|/)[ \t]{1,3}")
 _TEXT_END = re.compile(r"[ \t]{0,2}(?:$|[.,;:!?)\n]|\s+(?:and|or|&|/)\s)")
+
+
+def _hypothetical_before(low: str, pos: int) -> bool:
+    """Whether the sentence before ``pos`` (at most 300 characters of it) supposes."""
+    lo = max(0, pos - 300)
+    start = max(low.rfind(c, lo, pos) for c in ".?!;\n") + 1
+    return bool(_HYPOTHETICAL.search(low, max(start, lo), pos))
 
 
 def _answer_is_text(text: str, low: str, opts: _Options, pos: int) -> tuple[str | None, bool] | None:
@@ -646,22 +648,21 @@ def _answer_is_text(text: str, low: str, opts: _Options, pos: int) -> tuple[str 
     if h is None or _hypothetical_before(low, pos):
         return None
     start = h.end()
+    texts = [opts.text(i).strip().lower() for i in range(len(opts.texts or ()))]
     best = -1
-    for i in range(len(opts.texts or ())):
-        t = opts.text(i).strip().lower()
+    for i, t in enumerate(texts):
         # the option's text ends the statement: "is no." / "is Metformin, since", not "is no longer"
         if t and low.startswith(t, start) and _TEXT_END.match(low, start + len(t)):
-            if best < 0 or len(t) > len(opts.text(best).strip()):
+            if best < 0 or len(t) > len(texts[best]):
                 best = i
     if best < 0 or _negated_before(low, pos):
         return None
-    end = start + len(opts.text(best).strip())
+    end = start + len(texts[best])
     if _NEG_AFTER.match(text, end):
         return None
     rest = low[end: end + 80]
-    m = re.match(r"[ \t]{0,3},?[ \t]{0,3}(?:and|or|&|/)[ \t]{1,3}", rest)
-    if m and any(rest.startswith(opts.text(j).strip().lower(), m.end())
-                 for j in range(len(opts.texts)) if j != best and opts.text(j).strip()):
+    m = _AND_OR.match(rest)
+    if m and any(t and j != best and rest.startswith(t, m.end()) for j, t in enumerate(texts)):
         return None, True  # "the answer is Metformin or insulin"
     return opts.letters[best], False
 

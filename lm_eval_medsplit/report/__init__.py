@@ -51,7 +51,9 @@ def build_report(inputs: Iterable[str | Path], *, source: Any = None, revision: 
                  b: int = DEFAULT_B, seed: int = DEFAULT_SEED, gallery_per_model: int = 20) -> Report:
     """Read, join and analyse ``inputs`` (lm-eval output dirs / results files, Inspect logs)."""
     read = read_inputs(inputs, allow_partial=allow_partial)
-    names = sorted({r.model for run in read.runs for r in run.rows} | {run.model for run in read.runs})
+    # the names before renaming, for the error; only looked at when there is a --rename
+    names = sorted({r.model for run in read.runs for r in run.rows} | {run.model for run in read.runs}) \
+        if rename else []
     unknown = rename_models(read.runs, rename or {})
     if unknown:
         raise RenameError(f"--rename {', '.join(unknown)}: no model of that name in the inputs "
