@@ -63,7 +63,8 @@ __all__ = [
     "Outcome", "Extraction", "Score", "extract_answer", "score",
     "METHOD_ANSWER_TAG", "METHOD_BOXED", "METHOD_ANSWER_PHRASE", "METHOD_FINAL_LINE",
     "METHOD_OPTION_TEXT", "METHOD_FUZZY_OPTION_TEXT", "METHOD_TRUNCATED_THINK",
-    "METHOD_NONE", "METHODS", "MATCH_METHODS", "UNPARSED_METHODS",
+    "METHOD_NONE", "METHODS", "MATCH_METHODS", "UNPARSED_METHODS", "STYLES",
+    "opens_think",
 ]
 
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -88,6 +89,11 @@ UNPARSED_METHODS = (METHOD_TRUNCATED_THINK, METHOD_NONE)
 #: Every value :attr:`Extraction.method` can take: the matching methods in priority
 #: order, then the unparsed ones. Adapters can pre-seed method counters with it.
 METHODS = MATCH_METHODS + UNPARSED_METHODS
+
+#: Scoring styles: ``cot`` and ``direct`` read outputs the same (strict) way; ``paper``
+#: first matches the content of ``\\boxed{...}`` the way the BioMed-R1 authors' pipeline
+#: does (the letter, ``X. text`` or the option text itself), then reads like ``cot``.
+STYLES = ("cot", "direct", "paper")
 
 #: Fuzzy matching: a sentence must score at least this (0-100) against an option text,
 #: and beat every other option by more than the tie margin.
@@ -914,7 +920,37 @@ def _from_fuzzy(text: str, opts: _Options) -> tuple[str | None, bool]:
 # --------------------------------------------------------------------------- API
 
 
-def extract_answer(text: str | None, options: Any, *, fuzzy: bool = True) -> Extraction:
+def _check_style(style: str) -> str:
+    if style not in STYLES:
+        raise ValueError(f"unknown scoring style {style!r}; choose one of {', '.join(STYLES)}")
+    return style
+
+
+def _paper_box(text: str, opts: _Options) -> str | None:
+    """The letter of the last ``\\boxed{...}`` whose whole content, normalised (case,
+    whitespace, punctuation), is an option's letter, ``X. text`` or the option's text."""
+    pos = text.rfind("\\boxed")
+    for _ in range(_MAX_ANCHORS):
+        if pos < 0:
+            return None
+        m = _BOXED.match(text, pos)
+        pos = text.rfind("\\boxed", 0, pos)
+        if m is None:
+            continue
+        norm = _norm_words(m.group(1))
+        if not norm:
+            continue
+        if len(norm) == 1 and norm.upper() in opts.letter_set:
+            return norm.upper()
+        texts = opts.normalised_texts() if opts.texts else []
+        for i, t in enumerate(texts):
+            if t and (norm == t or norm == f"{opts.letters[i].lower()} {t}"):
+                return opts.letters[i]
+    return None
+
+
+def extract_answer(text: str | None, options: Any, *, fuzzy: bool = True,
+                   style: str = "cot") -> Extraction:
     """Read the final answer letter of ``text`` for a record with ``options``.
 
     ``options`` is a dict letter -> text (ordered), a list / tuple of option texts
@@ -923,8 +959,12 @@ def extract_answer(text: str | None, options: Any, *, fuzzy: bool = True) -> Ext
     ``text`` may be anything: ``None``, bytes and non-strings are read as text and never
     raise (only an ``options`` value of none of the kinds above raises ``TypeError``).
     Returns an :class:`Extraction` whose letter is one of the option letters or
-    ``None``; see the module docstring for the methods and their order.
+    ``None``; see the module docstring for the methods and their order. ``style`` is one
+    of :data:`STYLES` (``ValueError`` otherwise): ``"paper"`` first accepts a
+    ``\\boxed{...}`` holding the letter, ``X. text`` or an option's text as the authors'
+    pipeline does (method ``boxed``), then reads like ``"cot"``.
     """
+    _check_style(style)
     opts = _as_options(options)
     text = _coerce_text(text)
     if not text or not opts.letters:
@@ -940,6 +980,10 @@ def extract_answer(text: str | None, options: Any, *, fuzzy: bool = True) -> Ext
     if not text.strip():
         return _NONE
 
+    if style == "paper" and "\\boxed" in text:
+        letter = _paper_box(text, opts)
+        if letter is not None:
+            return Extraction(letter, METHOD_BOXED)
     if "<answer" in low:
         letter, ambiguous = _from_tags(_ANSWER_TAG, "<answer", text, low, opts)
         if letter is not None:
@@ -973,7 +1017,8 @@ def extract_answer(text: str | None, options: Any, *, fuzzy: bool = True) -> Ext
     return _NONE
 
 
-def score(text: str | None, options: Any, gold: str | None, *, fuzzy: bool = True) -> Score:
+def score(text: str | None, options: Any, gold: str | None, *, fuzzy: bool = True,
+          style: str = "cot") -> Score:
     """Score ``text`` against the gold letter ``gold``.
 
     Returns a :class:`Score`: ``CORRECT`` when the extracted letter equals ``gold``,
@@ -982,6 +1027,7 @@ def score(text: str | None, options: Any, gold: str | None, *, fuzzy: bool = Tru
     outside the options raises :class:`ValueError`, since neither can be scored (use
     :func:`extract_answer` to read unlabelled outputs).
     """
+    _check_style(style)
     opts = _as_options(options)
     if gold is None:
         raise ValueError("gold is None: an unlabelled record cannot be scored; "
@@ -990,7 +1036,7 @@ def score(text: str | None, options: Any, gold: str | None, *, fuzzy: bool = Tru
     if g not in opts.letter_set:
         raise ValueError(f"gold {gold!r} is not one of the option letters "
                          f"{', '.join(opts.letters) or '(none)'}")
-    letter, method = extract_answer(text, opts, fuzzy=fuzzy)
+    letter, method = extract_answer(text, opts, fuzzy=fuzzy, style=style)
     if letter is None:
         return Score(Outcome.UNPARSED, None, method)
     return Score(Outcome.CORRECT if letter == g else Outcome.INCORRECT, letter, method)
