@@ -54,7 +54,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .final_line import _from_final_line
+from .final_line import _from_announcement, _from_final_line, _from_final_sentence
 from .option_text import _from_fuzzy, _from_option_text
 from .options import _as_options
 from .phrases import _from_phrases
@@ -78,7 +78,16 @@ from .results import (
     Score,
 )
 from .tags import _ANSWER_TAG, _BOXED, _from_tags, _paper_box
-from .text import _coerce_text, _lower, _normalise, _think_cut, opens_think
+from .text import (
+    _answer_list_cut,
+    _coerce_text,
+    _lower,
+    _normalise,
+    _run_on_cut,
+    _summary_split,
+    _think_cut,
+    opens_think,
+)
 
 __all__ = [
     "Outcome", "Extraction", "Score", "extract_answer", "score",
@@ -126,6 +135,12 @@ def extract_answer(text: str | None, options: Any, *, fuzzy: bool = True,
             return _TRUNCATED
         if cut:
             text, low = text[cut:], low[cut:]
+    if "\nQ" in text:
+        cut = _run_on_cut(text)
+        text, low = text[:cut], low[:cut]
+    if low.count("answer is") >= 3:
+        cut = _answer_list_cut(low)
+        text, low = text[:cut], low[:cut]
     if not text.strip():
         return _NONE
 
@@ -145,16 +160,28 @@ def extract_answer(text: str | None, options: Any, *, fuzzy: bool = True,
             return Extraction(letter, METHOD_BOXED)
         if ambiguous:
             return _NONE
+    if "\n" in text and ("final" in low or "summar" in low or "all" in low or "answers" in low):
+        # a summary restating the answer cannot change it: the paragraph just before the
+        # summary commits to the answer; what the summary lists is read only without one
+        split = _summary_split(low)
+        if split is not None:
+            a, b = split
+            letter, ambiguous = _from_phrases(text[a:b], opts, low[a:b])
+            if letter is not None:
+                return Extraction(letter, METHOD_ANSWER_PHRASE)
+            if ambiguous:
+                return _NONE
     letter, ambiguous = _from_phrases(text, opts, low)
     if letter is not None:
         return Extraction(letter, METHOD_ANSWER_PHRASE)
     if ambiguous:
         return _NONE
-    letter, ambiguous = _from_final_line(text, opts)
-    if letter is not None:
-        return Extraction(letter, METHOD_FINAL_LINE)
-    if ambiguous:
-        return _NONE
+    for stage in (_from_final_line, _from_announcement, _from_final_sentence):
+        letter, ambiguous = stage(text, opts)
+        if letter is not None:
+            return Extraction(letter, METHOD_FINAL_LINE)
+        if ambiguous:
+            return _NONE
     letter, ambiguous = _from_option_text(text, opts)
     if letter is not None:
         return Extraction(letter, METHOD_OPTION_TEXT)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from .letters import _NEG_AFTER, _is_multi, _skip_option_text
+from .letters import _NEG_AFTER, _is_multi, _negated_before, _skip_option_text
 from .options import _Options
 
 # --------------------------------------------------------------------------- final line
@@ -73,3 +73,71 @@ def _from_final_line(text: str, opts: _Options) -> tuple[str | None, bool]:
     if _is_multi(line, end, letter, opts):
         return None, True
     return letter, False
+
+
+# --------------------------------------------------------------------------- concluding letter
+
+# words of a conclusion: "Therefore, the most likely explanation is (D).", "the closest
+# answer is (B)", "This makes (G) the correct answer"
+_CUE = re.compile(
+    r"\b(?:therefore|thus|hence|so|most|best|correct|right|answer|closest|accurate|appropriate|"
+    r"conclusion|conclude|final|overall|makes|likely|diagnosis|choice|greatest)\b", re.I)
+_PAREN_LETTER = re.compile(r"\(([A-Z])\)")
+# the letter completes the sentence after a copula: "The only remaining option is (A)."
+_COPULA_END = re.compile(r"\b(?:is|be)[ \t]{1,3}\([A-Z]\)[ \t]*[.!]?[ \t]*$")
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+")
+
+
+def _from_announcement(text: str, opts: _Options) -> tuple[str | None, bool]:
+    """(letter, ambiguous) for a conclusion announced with a colon and answered on the next
+    line by an option label, possibly followed by a justification: "the most fitting
+    diagnosis is:\\n\\nF. Tension pneumothorax\\n\\nThis condition fits ...". Two labelled
+    lines after the announcement ("the correct options are:\\nE. ...\\nI. ...") are
+    ambiguous."""
+    lines = _last_lines(text[-1500:], 8)
+    for i in range(1, len(lines)):
+        head = lines[i]
+        if not head.endswith(":") or not _CUE.search(head) or _NEGATION_WORDS.search(head):
+            continue
+        m, letter = _line_label(lines[i - 1], opts)
+        if m is None:
+            return None, False
+        if i >= 2:
+            _, nxt = _line_label(lines[i - 2], opts)
+            if nxt is not None and nxt != letter:
+                return None, True
+        line = lines[i - 1]
+        end = m.end(m.lastindex)
+        if m.group(m.lastindex).islower():
+            return None, False
+        rest = line[_skip_option_text(line, end, letter, opts):]
+        if _NEG_AFTER.match(rest) or _NEGATION_WORDS.search(rest):
+            return None, False
+        return letter, False
+    return None, False
+
+
+def _from_final_sentence(text: str, opts: _Options) -> tuple[str | None, bool]:
+    """(letter, ambiguous) for a concluding sentence (one of the last two) that names one
+    option letter in parentheses: "Therefore, the most likely explanation is (D).", "the
+    most appropriate step would be to obtain a swallowing evaluation (I)." A sentence
+    naming two letters is ambiguous; a negated one ("(C) is not correct") names none."""
+    sentences: list[str] = []
+    for line in _last_lines(text[-800:], 2):
+        for part in reversed(_SENTENCE_SPLIT.split(line)):
+            if part.strip():
+                sentences.append(part)
+        if len(sentences) >= 2:
+            break
+    for s in sentences[:2]:
+        marks = [m for m in _PAREN_LETTER.finditer(s) if m.group(1) in opts.letter_set]
+        if not marks:
+            continue
+        if len({m.group(1) for m in marks}) > 1:
+            return None, True
+        low = s.lower()
+        if not (_CUE.search(s) or _COPULA_END.search(s)) or any(
+                _negated_before(low, m.start()) or _NEG_AFTER.match(s, m.end()) for m in marks):
+            return None, False  # "which rules out (I)", "The answer (J) is incorrect because"
+        return marks[0].group(1), False
+    return None, False

@@ -39,7 +39,7 @@ _NEG_AFTER = re.compile(
 _NEG_LAST_WORD = frozenset(
     "not never no nor except excluding exclude eliminate eliminating over against "
     "cannot can't won't wouldn't shouldn't don't didn't isn't".split())
-_NEG_LAST_TWO = frozenset(("rule out", "ruled out", "ruling out", "rather than", "instead of",
+_NEG_LAST_TWO = frozenset(("rule out", "ruled out", "ruling out", "rules out", "rather than", "instead of",
                           "next best", "second best"))
 # a qualifier right before the phrase ("the incorrect answer is C"); a word that ends a
 # clause ("That is incorrect; the answer is C") is not one

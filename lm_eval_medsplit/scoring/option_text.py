@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from .final_line import _NEGATION_WORDS, _last_lines
+from .final_line import _CUE, _NEGATION_WORDS, _last_lines
 from .options import _norm_words, _Options
 from .results import FUZZY_CUTOFF, FUZZY_MIN_OPTION_CHARS, FUZZY_TIE_MARGIN
 
@@ -72,11 +72,24 @@ def _exact_hits(sentence: str, opts: _Options) -> list[int]:
     return sorted(set(hits))
 
 
+def _concludes(sentence: str, opts: _Options, hits: list[int]) -> bool:
+    """Whether a sentence naming option texts states a conclusion: it has a conclusion word
+    ("therefore", "most likely", "answer", "best", ...) or is nothing but the option's text
+    ("Vitamin D deficiency."). A sentence that only mentions an option ("The patient's
+    history of cardiac arrhythmia may be contributing", "= 1/16 + ...") is not an answer."""
+    if _CUE.search(sentence):
+        return True
+    texts = opts.normalised_texts()
+    return any(sentence == texts[i] for i in hits)
+
+
 def _from_option_text(text: str, opts: _Options) -> tuple[str | None, bool]:
     if not opts.texts:
         return None, False
     for sentence in _final_sentences(text):
         hits = _exact_hits(sentence, opts)
+        if hits and not _concludes(sentence, opts, hits):
+            continue
         if len(hits) == 1:
             return opts.letters[hits[0]], False
         if len(hits) > 1:
@@ -134,7 +147,7 @@ def _from_fuzzy(text: str, opts: _Options) -> tuple[str | None, bool]:
         return None, False
     floor = FUZZY_CUTOFF - FUZZY_TIE_MARGIN
     for sentence in _final_sentences(text):
-        if _NEGATION_WORDS.search(sentence):
+        if _NEGATION_WORDS.search(sentence) or not _CUE.search(sentence):
             continue
         scores = []
         n = len(sentence)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from .letters import _MAX_ANCHORS, _NEG_AFTER, _is_multi, _letter_ok, _negated_before
+from .letters import _MAX_ANCHORS, _NEG_AFTER, _TOKEN_END, _is_multi, _letter_ok, _negated_before
 from .options import _Options
 from .text import _lower
 
@@ -175,6 +175,8 @@ def _check_anchor(text: str, low: str, opts: _Options, pos: int,
     end = start + 1
     letter = _letter_ok(text, start, end, text[start], opts, lowercase_ok=lowercase_ok)
     if letter is None:
+        if rx is _P_ANSWER and _foreign_letter(text, start, opts):
+            return None, True  # "The answer is (E)" with options A-D: a stated non-option
         if rx is _P_ANSWER and opts.texts:  # "the answer is metformin" (no letter)
             return _answer_is_text(text, low, opts, pos)
         return None
@@ -240,6 +242,21 @@ def _answer_is_text(text: str, low: str, opts: _Options, pos: int) -> tuple[str 
     if m and any(t and j != best and rest.startswith(t, m.end()) for j, t in enumerate(texts)):
         return None, True  # "the answer is Metformin or insulin"
     return opts.letters[best], False
+
+
+def _foreign_letter(text: str, start: int, opts: _Options) -> bool:
+    """Whether ``text[start]`` is a capital letter outside the options, written as an option
+    label: "(E)", "[E]", or "E" ending the statement ("E.", "E)", end of line)."""
+    c = text[start]
+    if not ("A" <= c <= "Z") or c in opts.letter_set or c == "I":
+        return False
+    end = start + 1
+    if end < len(text) and _TOKEN_END.match(text, end):
+        return False  # a word: "Elizabeth"
+    if start > 0 and text[start - 1] in "([":
+        return True
+    return end >= len(text) or text[end] in ".)]\n" and (
+        end + 1 >= len(text) or text[end + 1].isspace())
 
 
 def _first(c):

@@ -51,6 +51,72 @@ def _think_cut(low: str) -> int | None:
     return start
 
 
+# a base model that runs on past its answer starts the next few-shot item on a new line:
+# "The answer is (J).\n\nQuestion:\nWhich of the following ..." (whatever follows answers a
+# question nobody asked)
+_RUN_ON = re.compile(r"\n[ \t#>*]{0,6}(?:Question|QUESTION|Q)[ \t]{0,3}\d{0,3}[ \t]{0,3}[:.]")
+
+
+def _run_on_cut(text: str) -> int:
+    """Index of the first run-on ``Question:`` / ``Q:`` line that follows some text (the
+    length of ``text`` when there is none)."""
+    i = text.find("\n")
+    while 0 <= i:
+        m = _RUN_ON.search(text, i)
+        if m is None:
+            break
+        if text[: m.start()].strip():
+            return m.start()
+        i = m.end()
+    return len(text)
+
+
+# a line that states an answer: "The answer is (B)", "Answer: The answer is (B)."
+_ANSWER_LINE = re.compile(r"[ \t#>*\-]{0,6}(?:answer:[ \t]{0,3})?the[ \t]{1,3}answer[ \t]{1,3}is\b")
+
+
+def _answer_list_cut(low: str) -> int:
+    """End of the first line of the first run of three or more consecutive lines that each
+    state an answer ("The answer is (G).\nThe answer is (B).\nThe answer is (D)."): a model
+    echoing the answers of the few-shot questions after (or instead of) its own. The length
+    of ``low`` when there is no such run."""
+    lines = low.split("\n")
+    pos, run_start, run = 0, 0, 0
+    for line in lines:
+        if _ANSWER_LINE.match(line) or run == 0 and "the answer is" in line:
+            if run == 0:
+                run_start = pos
+            run += 1
+            if run == 3:
+                eol = low.find("\n", run_start)
+                return len(low) if eol < 0 else eol
+        elif line.strip():
+            run = 0
+        pos += len(line) + 1
+    return len(low)
+
+
+# a line that starts a summary: "Final Answer: ...", "Now, combining all the answers:",
+# "Let's summarize the final answers to all questions:", "The answers are:"
+_SUMMARY = re.compile(
+    r"\n[ \t#>=*\-]{0,6}(?:now,?[ \t]{1,3})?(?:(?:let'?s|to|in)[ \t]{1,3})?"
+    r"(?:final[ \t]{1,3}answers?\b|summar(?:y|i[sz]e)\b|combining[ \t]{1,3}all\b|"
+    r"considering[ \t]{1,3}all\b|the[ \t]{1,3}(?:final[ \t]{1,3})?answers[ \t]{1,3}are\b)")
+
+
+def _summary_split(low: str) -> tuple[int, int] | None:
+    """(start of the paragraph before, start of the summary) for the first summary line
+    that follows a paragraph of text; ``None`` when there is none."""
+    m = _SUMMARY.search(low)
+    if m is None:
+        return None
+    end = m.start()
+    head = low[:end].rstrip()
+    if not head:
+        return None
+    return max(head.rfind("\n\n"), 0), end
+
+
 def _normalise(text: str) -> str:
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
