@@ -72,23 +72,61 @@ def _exact_hits(sentence: str, opts: _Options) -> list[int]:
     return sorted(set(hits))
 
 
-def _concludes(sentence: str, opts: _Options, hits: list[int]) -> bool:
+_COPULAS = frozenset(("is", "are", "be", "was"))
+_ARTICLES = frozenset(("the", "a", "an"))
+
+
+def _short(text: str) -> bool:
+    """Whether the whole answer is one or two sentences ("Conduction is fastest in the
+    Purkinje fibers."): then it is its own conclusion."""
+    t = text.strip()
+    return len(t) <= 400 and len(_SENTENCE_END.split(t)) <= 2
+
+
+def _looping(text: str) -> bool:
+    """Whether the tail of ``text`` repeats one sentence three or more times: a model stuck
+    in a loop ("The probability of having a boy is 1/2. The probability of ...") has not
+    concluded anything."""
+    parts = [p.strip() for p in _SENTENCE_END.split(text[-1500:])]
+    seen: dict[str, int] = {}
+    for p in parts:
+        if len(p) >= 15:
+            seen[p] = seen.get(p, 0) + 1
+            if seen[p] >= 3:
+                return True
+    return False
+
+
+def _concludes(sentence: str, opts: _Options, hits: list[int], short: bool) -> bool:
     """Whether a sentence naming option texts states a conclusion: it has a conclusion word
-    ("therefore", "most likely", "answer", "best", ...) or is nothing but the option's text
-    ("Vitamin D deficiency."). A sentence that only mentions an option ("The patient's
-    history of cardiac arrhythmia may be contributing", "= 1/16 + ...") is not an answer."""
-    if _CUE.search(sentence):
+    ("therefore", "most likely", "answer", "best", ...), states the option with a copula
+    ("the next step is Mannitol"), or is the whole answer. A sentence that only mentions an
+    option ("The patient's history of cardiac arrhythmia may be contributing") is none."""
+    if short or _CUE.search(sentence):
         return True
-    texts = opts.normalised_texts()
-    return any(sentence == texts[i] for i in hits)
+    padded = f" {sentence} "
+    for i in hits:
+        t = opts.normalised_texts()[i]
+        if any(c.isdigit() for c in t):
+            continue  # "... is 1/16 + ..." is a step of a calculation, not its result
+        at = padded.find(f" {t} ")
+        words = padded[:at].split()[-2:]
+        if words and words[-1] in _ARTICLES:
+            words = words[:-1]
+        if words and words[-1] in _COPULAS:
+            return True
+    return False
 
 
 def _from_option_text(text: str, opts: _Options) -> tuple[str | None, bool]:
     if not opts.texts:
         return None, False
+    short = _short(text)
+    if not short and _looping(text):
+        return None, False
     for sentence in _final_sentences(text):
         hits = _exact_hits(sentence, opts)
-        if hits and not _concludes(sentence, opts, hits):
+        if hits and not _concludes(sentence, opts, hits, short):
             continue
         if len(hits) == 1:
             return opts.letters[hits[0]], False
@@ -146,8 +184,11 @@ def _from_fuzzy(text: str, opts: _Options) -> tuple[str | None, bool]:
     if not fuzz:
         return None, False
     floor = FUZZY_CUTOFF - FUZZY_TIE_MARGIN
+    short = _short(text)
+    if not short and _looping(text):
+        return None, False
     for sentence in _final_sentences(text):
-        if _NEGATION_WORDS.search(sentence) or not _CUE.search(sentence):
+        if _NEGATION_WORDS.search(sentence) or not (short or _CUE.search(sentence)):
             continue
         scores = []
         n = len(sentence)

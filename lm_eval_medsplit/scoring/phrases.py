@@ -25,7 +25,8 @@ _WS = r"\s{1,3}"
 _ADVERB = (r"(?:\s{1,3}(?:therefore|thus|hence|then|likely|probably|clearly|definitely|indeed|"
            r"most\s+likely|option|choice|letter))?")
 # what comes between a phrase and its letter: "is: ", "is (", "Answer: Option ("
-_LEAD = r"\s{0,4}(?:[:=\-]\s{0,8})?(?:(?:option|choice|letter)\s{1,3})?(?:[(\[\"'“‘]\s{0,2})?"
+_LEAD = (r"\s{0,4}(?:[:=\-]\s{0,8})?(?:(?:\.{3}|…)[ \t]{0,3})?(?:(?:option|choice|letter)\s{1,3})?"
+         r"(?:[(\[\"'“‘]\s{0,2})?")
 _VERB = (r"(?:is|would\s+be|will\s+be|should\s+be|must\s+be|remains|seems\s+to\s+be|"
          r"appears\s+to\s+be|=)")
 # between "answer" and its verb: "the answer to this question is", "the answer, therefore,

@@ -83,7 +83,7 @@ def _answer_list_cut(low: str) -> int:
     lines = low.split("\n")
     pos, run_start, run = 0, 0, 0
     for line in lines:
-        if _ANSWER_LINE.match(line) or run == 0 and "the answer is" in line:
+        if _ANSWER_LINE.match(line) or run == 0 and "answer is" in line:
             if run == 0:
                 run_start = pos
             run += 1
