@@ -76,14 +76,14 @@ _ANSWER_LINE = re.compile(r"[ \t#>*\-]{0,6}(?:answer:[ \t]{0,3})?the[ \t]{1,3}an
 
 
 def _answer_list_cut(low: str) -> int:
-    """End of the first line of the first run of three or more consecutive lines that each
-    state an answer ("The answer is (G).\nThe answer is (B).\nThe answer is (D)."): a model
+    """End of the first line of the first run of three or more lines that each state an
+    answer, the second and later ones short ("The answer is (G).\nThe answer is (B).\nThe answer is (D)."): a model
     echoing the answers of the few-shot questions after (or instead of) its own. The length
     of ``low`` when there is no such run."""
     lines = low.split("\n")
     pos, run_start, run = 0, 0, 0
     for line in lines:
-        if _ANSWER_LINE.match(line) or run == 0 and "answer is" in line:
+        if run == 0 and "answer is" in line or len(line) <= 100 and _ANSWER_LINE.match(line):
             if run == 0:
                 run_start = pos
             run += 1
@@ -91,7 +91,7 @@ def _answer_list_cut(low: str) -> int:
                 eol = low.find("\n", run_start)
                 return len(low) if eol < 0 else eol
         elif line.strip():
-            run = 0
+            run = 0  # a list holds nothing but short answer lines (and blank lines)
         pos += len(line) + 1
     return len(low)
 
