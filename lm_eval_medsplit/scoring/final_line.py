@@ -80,8 +80,9 @@ def _from_final_line(text: str, opts: _Options) -> tuple[str | None, bool]:
 # words of a conclusion: "Therefore, the most likely explanation is (D).", "the closest
 # answer is (B)", "This makes (G) the correct answer"
 _CUE = re.compile(
-    r"\b(?:therefore|thus|hence|so|most|best|correct|right|answer|closest|accurate|appropriate|"
-    r"conclusion|conclude|final|overall|makes|likely|diagnosis|choice|greatest)\b", re.I)
+    r"\b(?:therefore|thus|hence|so|best|correct|right|answer|closest|accurate|appropriate|"
+    r"conclusion|conclude|final|overall|makes|most\s+likely|most\s+probable|diagnosis|choice|"
+    r"greatest)\b", re.I)
 _PAREN_LETTER = re.compile(r"\(([A-Z])\)")
 # the letter completes the sentence after a copula: "The only remaining option is (A)."
 _COPULA_END = re.compile(r"\b(?:is|be)[ \t]{1,3}\([A-Z]\)[ \t]*[.!]?[ \t]*$")

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import re
 
-from .letters import _MAX_ANCHORS, _NEG_AFTER, _TOKEN_END, _is_multi, _letter_ok, _negated_before
+from .letters import (
+    _MAX_ANCHORS,
+    _NEG_AFTER,
+    _TOKEN_END,
+    _is_multi,
+    _letter_ok,
+    _negated_before,
+    _skip_option_text,
+)
 from .options import _Options
 from .text import _lower
 
@@ -104,6 +112,8 @@ def _from_phrases(text: str, opts: _Options, low: str | None = None) -> tuple[st
     for _ in range(_MAX_ANCHORS):
         if p < 0:
             break
+        if _declines(low, p):
+            return None, True  # the text ends by saying no option is the answer
         found = _check_anchor(text, low, opts, p, _P_ANSWER)
         if found is not None:
             break
@@ -173,6 +183,8 @@ def _check_anchor(text: str, low: str, opts: _Options, pos: int,
         # a lowercase letter only as "(c)" or a bare "c." / "c" ending the statement
         lowercase_ok = text[start - 1] in "([" or end >= len(text) or (
             text[end] in ".)]:\n" and (end + 1 >= len(text) or text[end + 1].isspace()))
+        if lowercase_ok and text[start].islower() and _subpart_label(text, start, opts):
+            lowercase_ok = False  # "the answer is (a) and (b)", "the answer is: a) 0 chromosomes"
     end = start + 1
     letter = _letter_ok(text, start, end, text[start], opts, lowercase_ok=lowercase_ok)
     if letter is None:
@@ -243,6 +255,42 @@ def _answer_is_text(text: str, low: str, opts: _Options, pos: int) -> tuple[str 
     if m and any(t and j != best and rest.startswith(t, m.end()) for j, t in enumerate(texts)):
         return None, True  # "the answer is Metformin or insulin"
     return opts.letters[best], False
+
+
+# "The answer is not in the options provided.", "The answer is (None of the above).",
+# "The answer cannot be determined from the provided options.", "Answer: None of the"
+_DECLINE = re.compile(
+    r"answer(?:\s{1,3}(?:is|would\s+be|will\s+be)\s{1,3}(?:not\s{1,3}(?:listed|in\b|among|provided|"
+    r"given|present|available|included|one\s+of|there)|\(?none\b)"
+    r"|\s{0,3}:\s{0,3}\(?none\b|\s{1,3}(?:cannot|can\s+not|can't)\s{1,3}be\s{1,3}determined)")
+_MORE_TEXT = re.compile(r"[.!?\n]\s*\S")
+
+
+def _declines(low: str, pos: int) -> bool:
+    """Whether the answer phrase at ``pos`` says no option is the answer, in the text's last
+    sentence, and nothing after it picks one anyway ("..., but the closest option is (D)")."""
+    m = _DECLINE.match(low, pos)
+    if m is None or _MORE_TEXT.search(low, m.end()):
+        return False
+    rest = low[m.end():]
+    return not any(w in rest for w in ("(", "closest", "best", "choose", "pick", "select"))
+
+
+_LOWER_LABEL = re.compile(r"(?<![A-Za-z0-9])\(?([a-j])\)")
+
+
+def _subpart_label(text: str, start: int, opts: _Options) -> bool:
+    """Whether the lowercase letter at ``start`` labels a sub-part of the question rather
+    than an option: the text labels other sub-parts the same way ("(a) ... (b) ..."), or the
+    letter is written "a)" and followed by something other than its option's text."""
+    c = text[start]
+    if any(m.group(1) != c for m in _LOWER_LABEL.finditer(text)):
+        return True
+    end = start + 1
+    if end < len(text) and text[end] == ")" and text[start - 1] != "(":
+        rest = text[end + 1: text.find("\n", end) if "\n" in text[end:] else len(text)].strip()
+        return bool(rest) and _skip_option_text(text, end + 1, c.upper(), opts) == end + 1
+    return False
 
 
 def _foreign_letter(text: str, start: int, opts: _Options) -> bool:
