@@ -89,14 +89,14 @@ def accuracy_table(rows: list[dict], labels: dict[str, dict]) -> bool:
         lab = labels.get(r["id"])
         if r["official"] is not None:
             c["official"] += 1
-            if ex.letter == r["official"]:
-                c["agree"] += 1
-            elif r["official"] not in r["options"]:
+            if r["official"] not in r["options"]:
                 c["excluded"] += 1  # the official letter is not an option of this record
+            elif lab is not None and lab["label"] != r["official"]:
+                c["excluded"] += 1  # a reader says the official letter is not the answer
+            elif ex.letter == r["official"]:
+                c["agree"] += 1
             elif lab is None:
                 unlabelled.append(r["id"])
-            elif lab["label"] != r["official"]:
-                c["excluded"] += 1  # a reader says the official letter is not the answer
         else:
             c["failures"] += 1
             if lab is not None:

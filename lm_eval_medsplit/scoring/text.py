@@ -78,8 +78,9 @@ _ANSWER_LINE = re.compile(r"[ \t#>*\-]{0,6}(?:answer:[ \t]{0,3})?the[ \t]{1,3}an
 def _answer_list_cut(low: str) -> int:
     """End of the first line of the first run of three or more lines that each state an
     answer, the second and later ones short ("The answer is (G).\nThe answer is (B).\nThe answer is (D)."): a model
-    echoing the answers of the few-shot questions after (or instead of) its own. The length
-    of ``low`` when there is no such run."""
+    echoing the answers of the few-shot questions after its own; 0 when the text is nothing
+    but such a list (it states no single answer); the length of ``low`` when there is no
+    such run."""
     lines = low.split("\n")
     pos, run_start, run = 0, 0, 0
     for line in lines:
@@ -88,6 +89,9 @@ def _answer_list_cut(low: str) -> int:
                 run_start = pos
             run += 1
             if run == 3:
+                head = low[: low.find("answer is", run_start)].strip(" \t\n#>*-:")
+                if head in ("", "the"):
+                    return 0  # nothing but a list of answers: no single answer stated
                 eol = low.find("\n", run_start)
                 return len(low) if eol < 0 else eol
         elif line.strip():
