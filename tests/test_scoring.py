@@ -596,3 +596,170 @@ def test_unknown_style_is_an_error_naming_the_styles():
         extract_answer("Answer: A", OPTS4, style="boxed")
     with pytest.raises(ValueError, match="cot, direct, paper"):
         score("Answer: A", OPTS4, "A", style="Paper")
+
+
+# --------------------------------------------------------------------------- layouts of issue 11
+# Each case is a real answer (shortened) of the model named in its id.
+
+LAYOUTS = [
+    # a base model runs on into an invented next question: the answer comes before it
+    case("The light reactions supply ATP and NADPH. The answer is (D).\n\nQuestion:\nWhich of "
+         "the following is not a characteristic of a prokaryotic cell?\nOptions:\nA. A cell wall\n"
+         "B. A nucleus\nAnswer: Let's think step by step. ... The answer is (B).",
+         LETTERS10, "D", METHOD_ANSWER_PHRASE, "llama3-70b-run-on-question"),
+    case("Question: What is asked?\nThe answer is (C).", LETTERS4, "C", METHOD_ANSWER_PHRASE,
+         "question-restated-at-the-start-is-no-run-on"),
+    # a final letter without an answer phrase
+    case("The patient's symptoms fit third-degree block. Therefore, the most likely diagnosis "
+         "is (D) Third-degree atrioventricular block.", LETTERS10, "D", METHOD_FINAL_LINE,
+         "deepseek-most-likely-diagnosis-is-(D)"),
+    case("...so (E) is true. The only remaining option is (A).", LETTERS10, "A",
+         METHOD_FINAL_LINE, "mixtral-only-remaining-option"),
+    case("Among the options provided, the most fitting diagnosis is:\n\nF. Tension pneumothorax"
+         "\n\nThis condition fits the description of increased intrathoracic pressure.",
+         LETTERS10, "F", METHOD_FINAL_LINE, "deepseek-announced-then-justified"),
+    case("Therefore, the correct options are:\nE. Spines instead of leaves\nI. Absence of stomata",
+         LETTERS10, None, METHOD_NONE, "qwen-two-announced-options"),
+    case("...which rules out (I). Darwin did not create special creation, which rules out (J).",
+         LETTERS10, None, METHOD_NONE, "elimination-names-no-answer"),
+    # negation and elimination in option-text matching
+    case("Plant tissues cannot be classified solely on the basis of the type of cell wall they "
+         "possess.", ["Cell wall type", "The type of cell wall they possess", "Location", "Age"],
+         None, METHOD_NONE, "mixtral-cannot-be-classified"),
+    case("The answer (J) is incorrect because the mosquitoes were not resistant.", LETTERS10, None,
+         METHOD_NONE, "gemma-answer-(J)-is-incorrect"),
+    case("The patient's history of anxiety may be contributing to the TIA. The patient's history "
+         "of cardiac arrhythmia may be contributing to the TIA. The patient'",
+         ["Anxiety disorder", "Brain tumor", "Ventricular septal defect", "Cardiac arrhythmia"],
+         None, METHOD_NONE, "mistral-mention-is-no-conclusion"),
+    case("The probability of a boy is 1/2. " * 5, ["1/4", "1/2", "1/8", "1/16"], None,
+         METHOD_NONE, "llama2-loop"),
+    # sub-part labels are not option letters
+    case("The answer to (c) is 175. The answer to (j) is 100. The answer is (a) and (b).",
+         LETTERS10, None, METHOD_NONE, "llama2-sub-parts"),
+    case("the answer is: a) 0 chromosomes", ["46 chromosomes", "0 chromosomes", "23", "92"], "B",
+         METHOD_OPTION_TEXT, "sub-part-a)-then-option-text"),
+    # a restated summary after the answer does not change it
+    case("...phospholipid heads are hydrophilic. The answer is (D).\n\nNow, combining all the "
+         "answers:\nThe answer is (B).", LETTERS10, "D", METHOD_ANSWER_PHRASE,
+         "qwen-combining-all-the-answers"),
+    case("...Mitochondria are absent in bacteria. The answer is (G).\n\nFinal Answer: The answer "
+         "is (J).", LETTERS10, "G", METHOD_ANSWER_PHRASE, "qwen-final-answer-echo"),
+    case("...The answer is (F) and (I).\nFinal Answer: The answer is (J).", LETTERS10, None,
+         METHOD_NONE, "qwen-hedge-stays-a-hedge"),
+    case("Let me think. The answer is (C).\n\nActually, reconsidering the ECG, the block is "
+         "complete.\n\nFinal Answer: D", LETTERS4, "D", METHOD_ANSWER_PHRASE,
+         "final-answer-after-more-reasoning-wins"),
+    # answers of the few-shot questions echoed after the model's own
+    case("...so the trait may not be selected for as much.\nThe answer is (G).\nThe answer is (B)."
+         "\nThe answer is (D).\nThe answer is (H).", LETTERS10, "G", METHOD_ANSWER_PHRASE,
+         "yi-answer-list-after-answer"),
+    case("The answer is (B)\nThe answer is (D)\nThe answer is (D)\nThe answer is (A)\n"
+         "The answer is (H)\nThe answer is (F)\n", LETTERS10, None, METHOD_NONE,
+         "gemini-only-a-list"),
+    # a stated letter that is not an option, or a stated "none of them"
+    case("Strenuous exercise (D) increases demand. The answer is not listed, but the correct "
+         "answer is (E) as none of the options play a role.",
+         ["more CO2", "less O2", "lower pH", "strenuous exercise"], None, METHOD_NONE,
+         "phi3-foreign-letter"),
+    case("Statement (D) is correct because Barr bodies are methylated. The answer is not in the "
+         "options provided.", LETTERS4, None, METHOD_NONE, "phi3-declines"),
+    case("The proportion is 1 in 33. The answer is not in the options, but the closest option "
+         "is (D) 1 in 10.", LETTERS10, "D", METHOD_FINAL_LINE, "phi3-declines-then-closest"),
+    case("The correct answer is Elizabeth F. Loftus. However, the correct answer is not listed.",
+         LETTERS10, None, METHOD_NONE, "llama31-name-starting-with-E"),
+    case("The answer is ... C. Initiate breastfeeding education", LETTERS4, "C",
+         METHOD_ANSWER_PHRASE, "qwen-ellipsis"),
+]
+
+
+@pytest.mark.parametrize("text, options, letter, method", LAYOUTS)
+def test_layouts_of_issue_11(text, options, letter, method):
+    got = extract_answer(text, options)
+    assert (got.letter, got.method) == (letter, method), text
+
+
+# --------------------------------------------------------------------------- hand labels
+
+LABELS = REPO / "tests" / "data" / "extraction_labels.jsonl"
+# labelled answers the extractor still reads differently from the reader, with the reason
+KNOWN_MISSES = {
+    "Mixtral-8x7B-Instruct-v0.1/biology/3288": "answers sub-part (a) with E, then (b) with I",
+    "Mixtral-8x7B-Instruct-v0.1/health/6467": "'The answer is (B) is true ... The answer is (J)'",
+    "Yi-6b-Chat/biology/2941": "after its answer, a few-shot item without 'Question:' runs on",
+    "Yi-6b-Chat/biology/3105": "after its answer, a few-shot item without 'Question:' runs on",
+    "Qwen1.5-72B-Chat/health/6787": "'... would be 1 in 10,000. The answer is' (cut off)",
+}
+
+
+def _labels():
+    with open(LABELS, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def test_hand_labels_are_well_formed():
+    rows = _labels()
+    assert len(rows) >= 400 and len({r["id"] for r in rows}) == len(rows)
+    per_model = {}
+    for r in rows:
+        assert r["kind"] in ("disagreement", "official_failure")
+        assert r["label"] is None or r["label"] in r["options"], r["id"]
+        assert r["why"] and r["excerpt"] and len(r["excerpt"]) <= 4000, r["id"]
+        assert (r["official"] is None) == (r["kind"] == "official_failure"), r["id"]
+        per_model.setdefault(r["model"], set()).add(r["kind"])
+    assert len(per_model) == 14  # every model has labels
+
+
+def test_hand_labelled_answers_read_as_the_reader_read_them():
+    wrong = {}
+    for r in _labels():
+        got = extract_answer(r["excerpt"], r["options"]).letter
+        if got != r["label"]:
+            wrong[r["id"]] = (r["label"], got, r["why"])
+    assert set(wrong) == set(KNOWN_MISSES), {k: v for k, v in wrong.items()
+                                             if k not in KNOWN_MISSES}
+
+
+def test_no_letter_is_invented_where_the_reader_found_none():
+    none_stated = [r for r in _labels() if r["label"] is None]
+    invented = [r["id"] for r in none_stated
+                if extract_answer(r["excerpt"], r["options"]).letter is not None]
+    assert len(none_stated) > 150
+    assert len(invented) <= 0.03 * len(none_stated), invented
+
+
+# --------------------------------------------------------------------------- medsplit score
+
+
+def test_score_group_by_reports_each_group(tmp_path, capsys):
+    from lm_eval_medsplit.cli import main
+
+    inp = tmp_path / "outs.jsonl"
+    rows = [
+        {"output": "The answer is (B).", "options": ["x", "y"], "answer_idx": "B", "model": "m1"},
+        {"output": "I am not sure.", "options": ["x", "y"], "answer_idx": "A", "model": "m1"},
+        {"output": "\\boxed{A}", "options": ["x", "y"], "answer_idx": "A", "model": "m2"},
+        {"output": "Answer: A", "options": ["x", "y"], "answer_idx": "B"},
+    ]
+    inp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["score", str(inp), "--group-by", "model", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["group_by"] == "model" and list(d["groups"]) == ["(missing)", "m1", "m2"]
+    m1, m2, missing = d["groups"]["m1"], d["groups"]["m2"], d["groups"]["(missing)"]
+    assert (m1["n"], m1["accuracy"], m1["parse_rate"]) == (2, 0.5, 0.5)
+    assert m1["methods"] == {"answer_phrase": 1, "none": 1}
+    assert (m2["accuracy"], m2["methods"]) == (1.0, {"boxed": 1})
+    assert (missing["n"], missing["correct"]) == (1, 0)
+    assert main(["score", str(inp), "--group-by", "model"]) == 0
+    out = capsys.readouterr().out
+    assert "per model" in out and "m2" in out and "boxed 1" in out
+
+
+def test_score_group_by_a_field_no_line_has_is_an_error(tmp_path):
+    inp = tmp_path / "outs.jsonl"
+    inp.write_text(json.dumps({"output": "Answer: A", "options": ["x", "y"], "model": "m"}) + "\n")
+    p = subprocess.run([sys.executable, "-m", "lm_eval_medsplit", "score", str(inp),
+                        "--group-by", "modle"], capture_output=True, text=True)
+    assert p.returncode == 2
+    assert (f"{inp}: no line has the field 'modle' (--group-by); fields of the first line: "
+            "output, options, model") in p.stderr

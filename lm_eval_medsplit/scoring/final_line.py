@@ -19,7 +19,7 @@ _FINAL_LINE = re.compile(
 )
 _LINE_LEAD = " \t#>"
 _NEGATION_WORDS = re.compile(
-    r"\b(?:not|no|never|incorrect|wrong|false|unlikely|less\s+likely|ruled?\s+out|exclude[ds]?|"
+    r"\b(?:not|no|never|cannot|incorrect|wrong|false|unlikely|less\s+likely|ruled?\s+out|exclude[ds]?|"
     r"eliminated?|except|rather\s+than|instead\s+of)\b|n't\b", re.I)
 
 

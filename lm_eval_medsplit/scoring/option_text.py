@@ -18,7 +18,7 @@ from .results import FUZZY_CUTOFF, FUZZY_MIN_OPTION_CHARS, FUZZY_TIE_MARGIN
 
 _NEG_WORDS_BEFORE = frozenset(
     "not no never nor rather instead except excluding exclude unlike than over against "
-    "eliminate eliminating isn aren t".split())
+    "eliminate eliminating isn aren t cannot".split())
 _NEG_WORDS_AFTER = frozenset(
     "not incorrect wrong false unlikely ruled excluded eliminated isn aren t".split())
 
@@ -47,7 +47,9 @@ def _final_sentences(text: str, n: int = 2, window: int = 800) -> list[str]:
 
 
 def _negated(words_before: list[str], words_after: list[str]) -> bool:
-    return bool(_NEG_WORDS_BEFORE.intersection(words_before[-3:])
+    """A negation among the 8 words before ("cannot be classified solely on the basis of X")
+    or the 3 after ("X is not ...")."""
+    return bool(_NEG_WORDS_BEFORE.intersection(words_before[-8:])
                 or _NEG_WORDS_AFTER.intersection(words_after[:3]))
 
 
