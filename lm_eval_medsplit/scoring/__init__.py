@@ -3,51 +3,45 @@
 lm-eval tasks, Inspect scorers, TRL reward functions, the ``medsplit score`` command and
 the adversarial-trace checker all read model outputs through :func:`extract_answer` and
 :func:`score`. Both are pure functions of ``(text, options)``; they never raise on any
-text and only ever return a letter of the record's own options (or ``None``).
+text and only ever return a letter of the record's own options (or ``None``). The grading
+protocol, each rule with a real example, is written down in ``docs/scoring.md``.
 
-Reading order
--------------
-1. ``<think>`` blocks: only the text after the last ``</think>`` counts (a stray
-   ``</think>`` without an opening tag, as left by chat templates that put ``<think>``
-   in the prompt, works the same way). An opening ``<think>`` with no closing tag after
-   it means the model never finished thinking: unparsed, method ``truncated_think``.
-2. Normalisation: NFKC (full-width ``Ｂ`` and ``（Ｂ）`` become ``B`` and ``(B)``), markdown
-   emphasis (``*``, backticks) dropped, LaTeX ``\\text{..}``-style wrappers and math
-   delimiters unwrapped.
-3. The methods, in priority order (:data:`METHODS`); within one method the *last*
-   committed answer in the text wins ("the answer is B ... on reflection the answer is
-   D" gives D):
+Stages (one module each)
+------------------------
+1. :mod:`.text` - normalise and cut. NFKC, markdown emphasis and LaTeX wrappers dropped.
+   Only the text after the last ``</think>`` counts; an unclosed ``<think>`` is unparsed
+   (method ``truncated_think``). A base model's run-on into an invented next question
+   (a ``Question:`` / ``Q:`` line after some text) is cut off, and so is a list of answer
+   lines echoing the few-shot answers after the model's own (a text that is nothing but
+   such a list states no single answer).
+2. :mod:`.tags` - explicit tags: ``<answer>X</answer>`` (``answer_tag``), ``\\boxed{X}``
+   (``boxed``); with ``style="paper"`` a box holding ``X``, ``X. text`` or an option's text
+   is read first, as the BioMed-R1 authors' pipeline does.
+3. :mod:`.phrases` - answer phrases (``answer_phrase``): "the answer is (X)", "Answer: X",
+   "I would choose X", "答案是X", "the answer is <option text>"; only without these, "X is
+   correct". The last committed phrase wins, except that a summary right after the answer
+   ("Final Answer: ...", "Now, combining all the answers: ...") cannot change it. A stated
+   letter outside the options, or "the answer is not in the options" as the last word, is
+   unparsed.
+4. :mod:`.final_line` - a conclusion without an answer phrase (``final_line``): a last line
+   starting with a label ("C. Purkinje fibers"), an announced option ("the most likely
+   diagnosis is:\n\nB. Aortic dissection" and its justification), or a concluding
+   sentence naming one letter ("Therefore, the most likely explanation is (D).").
+5. :mod:`.option_text` - an option's own text in a concluding sentence (``option_text``),
+   then a close rapidfuzz match (``fuzzy_option_text``, off with ``fuzzy=False``); never in
+   a negated clause or a looping text.
 
-   ``answer_tag``         ``<answer>X</answer>``, ``<answer> (X) </answer>``, ``<answer>X. text``
-   ``boxed``              ``\\boxed{X}``, ``\\boxed{\\text{X}}``, ``\\boxed{(X)}``
-   ``answer_phrase``      "the answer is (X)", "Answer: X", "final answer: X", "ANSWER: X",
-                          "the correct answer is: X", "the best option is X",
-                          "I would choose X", "答案是X"; only when none of these is
-                          present, "option X is correct" / "X is the correct answer"
-                          (such sentences also occur in explanations after the answer)
-   ``final_line``         a last line that starts with a letter: "C. Purkinje fibers",
-                          "(C) ...", "C) ...", or just "C" (not the last item of a
-                          lettered list, not a negated line)
-   ``option_text``        an option's exact (normalised) text in the final one or two
-                          sentences; a text that ends in a list item ("J. Hygiene -
-                          ...") or in an unanswered "the most likely cause is:" has no
-                          conclusion to read
-   ``fuzzy_option_text``  a close (rapidfuzz) match of one option's text in the same
-                          sentences, whole words only, never between look-alike words
-                          of different meaning ("increase"/"decrease", "hyper"/"hypo",
-                          different numbers); off with ``fuzzy=False``
+Shared rules (:mod:`.letters`): a letter outside the record's options is never a
+prediction; the pronoun "I" is never option I; negated letters ("not C", "C is
+incorrect", "rules out C") do not count; a committed answer naming several letters ("the
+answer is B and D") or two options equally is ambiguous and gives unparsed; lowercase
+sub-part labels ("(a) ... (b) ...") are not option letters. ``truncated_think`` and
+``none`` are the two unparsed methods (:data:`UNPARSED_METHODS`).
 
-   ``truncated_think`` and ``none`` are the two unparsed methods.
-
-Rules shared by all methods: a letter that is not one of the record's options is never a
-prediction; the pronoun "I" ("I think...", "I would choose C") is never option I and the
-article "A" is option A only inside an answer pattern; negated letters ("not C", "the
-answer is not C", "C is incorrect", "rule out C") do not count; a committed answer naming
-several letters ("the answer is B and D") is ambiguous and gives unparsed, as does an
-option-text match that fits two options equally well.
-
-Only :mod:`re`, :mod:`unicodedata` and :mod:`enum`/:mod:`dataclasses` are imported here;
-:mod:`rapidfuzz` is imported on the first fuzzy match attempt.
+Only :mod:`re`, :mod:`unicodedata`, :mod:`enum` and :mod:`dataclasses` are imported;
+:mod:`rapidfuzz` on the first fuzzy match attempt. Own regexes rather than a parser
+library because they read the 21,490 real answers at ~40,000 outputs/s on one core
+(``benchmarks/bench_extraction.py``).
 """
 
 from __future__ import annotations

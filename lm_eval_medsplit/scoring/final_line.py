@@ -1,6 +1,10 @@
-"""Stage 4: a last line that starts with an option label ("C. Purkinje fibers", "(C)").
+"""Stage 4: a conclusion without an answer phrase.
 
-Accepts the normalised text; returns ``(letter, ambiguous)``.
+Accepts the normalised text; returns ``(letter, ambiguous)`` from, in this order: a last
+line that starts with an option label ("C. Purkinje fibers", "(C)"); an announcement with a
+colon answered by a labelled line ("the most fitting diagnosis is:\n\nF. Tension
+pneumothorax\n\nThis condition fits ..."); a concluding sentence that names one letter in
+parentheses ("Therefore, the most likely explanation is (D)."). Negated letters never count.
 """
 
 from __future__ import annotations
