@@ -30,6 +30,7 @@ from lm_eval_medsplit.scoring import (
     METHOD_OPTION_TEXT,
     METHOD_TRUNCATED_THINK,
     METHODS,
+    STYLES,
     UNPARSED_METHODS,
     Extraction,
     Outcome,
@@ -439,7 +440,9 @@ def test_score_rejects_unusable_gold(gold):
 
 # --------------------------------------------------------------------------- robustness
 
-FRAGMENTS = ["The answer is", "answer:", "Answer: ", "ANSWER:", "(", ")", "<answer>",
+FRAGMENTS = ["The answer is", "answer:", "\nQuestion:", "Final Answer: ", "(a) ", " a) ",
+             "The answer is not in the options", "Therefore, the most likely is ", ":\n\n",
+             "\\boxed{A and B}", "(None of the above)", "Answer: ", "ANSWER:", "(", ")", "<answer>",
              "</answer>", "<think>", "</think>", "\\boxed{", "}", "\\text{", "**", "not ",
              "I ", "A ", " and ", " or ", "Option ", "is correct", " is the best answer",
              "\n", ". ", "Ｃ", "（", "）", "答案是", "$", "choose ", "rule out ", "E. coli"]
@@ -480,6 +483,14 @@ def test_property_arbitrary_text(text, options, fuzzy):
 @given(text=letters_or_frags, options=options_strategy(), fuzzy=st.booleans())
 def test_property_answer_like_text(text, options, fuzzy):
     _check(text, options, fuzzy)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=letters_or_frags, options=options_strategy(), style=st.sampled_from(STYLES))
+def test_property_every_style(text, options, style):
+    got = extract_answer(text, options, style=style)
+    assert got.method in METHODS and (got.letter is None) == (got.method in UNPARSED_METHODS)
+    assert got.letter is None or got.letter in LETTERS[: len(options)]
 
 
 @settings(max_examples=100, deadline=None)
