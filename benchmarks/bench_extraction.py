@@ -194,8 +194,8 @@ def speed(rows: list[dict], seconds: float) -> bool:
         worst = max(worst, (t, f"{r['id']} tiled to 100 KB"))
     print(f"worst time for an output of 100 KB: {worst[0] * 1000:.1f} ms ({worst[1]})")
     big = {k: tile(f"option {k} text ", size) for k in LETTERS}
-    t26 = max(worst_time(tile(p, size), big, repeat=1)
-              for p in ("The answer is Z.", "option A text ", "The answer is (Q) and (R). ", "x"))
+    t26 = max(worst_time(tile(p, size), big, repeat=2)
+              for p in patho + ["The answer is Z.", "the answer is C. difficile ", "x"])
     print(f"26 options of 100 KB each, 100 KB output: {t26 * 1000:.1f} ms")
     return cpu >= 20_000 and worst[0] <= 0.050 and t26 <= 0.100
 

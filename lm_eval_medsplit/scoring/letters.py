@@ -84,13 +84,13 @@ def _letter_ok(text: str, start: int, end: int, letter: str, opts: _Options, *,
 def _skip_option_text(text: str, pos: int, letter: str, opts: _Options) -> int:
     """Position after the option's own text when it follows ``pos`` ("C. Vitamin A and D")."""
     if opts.texts:
-        own = opts.text(opts.letters.index(letter)).strip()
+        own = opts.lowered_texts()[opts.letters.index(letter)]
         if own:
             i = pos
             n = len(text)
             while i < n and i < pos + 6 and text[i] in " \t.:)]-":
                 i += 1
-            if text[i: i + len(own)].lower() == own.lower():
+            if text[i: i + len(own)].lower() == own:
                 return i + len(own)
     return pos
 

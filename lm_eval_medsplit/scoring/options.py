@@ -17,24 +17,40 @@ from .results import _LETTERS, _LETTERS_TUPLE
 # --------------------------------------------------------------------------- options
 
 
+#: Option texts longer than this are never matched as text (see ``normalised_texts``).
+MAX_MATCHED_OPTION_CHARS = 2000
+
+
 class _Options:
     """Letters (and, when known, texts) of one record's options."""
 
-    __slots__ = ("letters", "letter_set", "texts", "_norm")
+    __slots__ = ("letters", "letter_set", "texts", "_norm", "_low")
 
     def __init__(self, letters: tuple[str, ...], texts: tuple[str, ...] | None):
         self.letters = letters
         self.letter_set = frozenset(letters)
         self.texts = texts
         self._norm: list[str] | None = None
+        self._low: list[str] | None = None
 
     def text(self, i: int) -> str:
         v = self.texts[i] if self.texts else None
         return "" if v is None else str(v)
 
+    def lowered_texts(self) -> list[str]:
+        """The option texts stripped and lower-cased, computed once per record."""
+        if self._low is None:
+            self._low = [self.text(i).strip().lower() for i in range(len(self.texts or ()))]
+        return self._low
+
     def normalised_texts(self) -> list[str]:
+        """The option texts as lower-case words, computed once per record. A text longer
+        than :data:`MAX_MATCHED_OPTION_CHARS` is ``""`` (never matched): the stages compare
+        option texts with the last sentences (800 characters) and box contents (300), so it
+        could never match, and normalising 26 such texts of 100 KB took ~60 ms."""
         if self._norm is None:
-            self._norm = [_norm_words(self.text(i)) for i in range(len(self.texts or ()))]
+            self._norm = [_norm_words(t) if len(t) <= MAX_MATCHED_OPTION_CHARS else ""
+                          for t in map(self.text, range(len(self.texts or ())))]
         return self._norm
 
 

@@ -197,7 +197,7 @@ def _check_anchor(text: str, low: str, opts: _Options, pos: int,
         # "the answer is E. coli" where "E. coli" is the text of some option
         head = text[start: end + 1]
         for i, t in enumerate(opts.texts):
-            if isinstance(t, str) and t[:2] == head and low.startswith(t.lower(), start):
+            if isinstance(t, str) and t[:2] == head and low.startswith(opts.lowered_texts()[i], start):
                 letter = opts.letters[i]
                 break
         else:
@@ -206,7 +206,7 @@ def _check_anchor(text: str, low: str, opts: _Options, pos: int,
             w = _GENUS_WORD.match(text, end + 1)
             if w:
                 owners = [i for i, t in enumerate(opts.normalised_texts())
-                          if t.split()[1:2] == [w.group(1)] and t[:1] == text[start].lower()]
+                          if t.split(None, 2)[1:2] == [w.group(1)] and t[:1] == text[start].lower()]
                 if len(owners) == 1 and opts.letters[owners[0]] != letter:
                     letter = opts.letters[owners[0]]
     if rx is _P_CORRECTION and not _CORRECTION_END.match(text, end):
@@ -238,7 +238,7 @@ def _answer_is_text(text: str, low: str, opts: _Options, pos: int) -> tuple[str 
     if h is None or _hypothetical_before(low, pos):
         return None
     start = h.end()
-    texts = [opts.text(i).strip().lower() for i in range(len(opts.texts or ()))]
+    texts = opts.lowered_texts()
     best = -1
     for i, t in enumerate(texts):
         # the option's text ends the statement: "is no." / "is Metformin, since", not "is no longer"
