@@ -84,12 +84,15 @@ def _from_final_line(text: str, opts: _Options) -> tuple[str | None, bool]:
 # words of a conclusion: "Therefore, the most likely explanation is (D).", "the closest
 # answer is (B)", "This makes (G) the correct answer"
 _CUE = re.compile(
-    r"\b(?:therefore|thus|hence|so|best|correct|right|answer|closest|accurate|appropriate|"
+    r"\b(?:therefore|thus|hence|best|correct|right|answer|closest|accurate|appropriate|"
     r"conclusion|conclude|final|overall|makes|most\s+likely|most\s+probable|diagnosis|choice|"
     r"greatest)\b", re.I)
 _PAREN_LETTER = re.compile(r"\(([A-Z])\)")
-# the letter completes the sentence after a copula: "The only remaining option is (A)."
-_COPULA_END = re.compile(r"\b(?:is|be)[ \t]{1,3}\([A-Z]\)[ \t]*[.!]?[ \t]*$")
+# the letter completes the sentence after a copula: "The only remaining option is (A).",
+# "the only true statement is (A) and (E)."
+_COPULA_END = re.compile(
+    r"\b(?:is|are|be)[ \t]{1,3}\([A-Z]\)(?:[ \t]{0,2},?[ \t]{0,2}(?:and|or)?[ \t]{0,2}\([A-Z]\)){0,9}"
+    r"[ \t]*[.!]?[ \t]*$")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -125,8 +128,9 @@ def _from_announcement(text: str, opts: _Options) -> tuple[str | None, bool]:
 def _from_final_sentence(text: str, opts: _Options) -> tuple[str | None, bool]:
     """(letter, ambiguous) for a concluding sentence (one of the last two) that names one
     option letter in parentheses: "Therefore, the most likely explanation is (D).", "the
-    most appropriate step would be to obtain a swallowing evaluation (I)." A sentence
-    naming two letters is ambiguous; a negated one ("(C) is not correct") names none."""
+    most appropriate step would be to obtain a swallowing evaluation (I)." A concluding
+    sentence naming two letters is ambiguous; a negated one ("(C) is not correct") names
+    none."""
     sentences: list[str] = []
     for line in _last_lines(text[-800:], 2):
         for part in reversed(_SENTENCE_SPLIT.split(line)):
@@ -138,10 +142,12 @@ def _from_final_sentence(text: str, opts: _Options) -> tuple[str | None, bool]:
         marks = [m for m in _PAREN_LETTER.finditer(s) if m.group(1) in opts.letter_set]
         if not marks:
             continue
+        if not (_CUE.search(s) or _COPULA_END.search(s)):
+            return None, False
         if len({m.group(1) for m in marks}) > 1:
-            return None, True
+            return None, True  # "the only true statement is (A) and (E)"
         low = s.lower()
-        if not (_CUE.search(s) or _COPULA_END.search(s)) or any(
+        if any(
                 _negated_before(low, m.start()) or _NEG_AFTER.match(s, m.end()) for m in marks):
             return None, False  # "which rules out (I)", "The answer (J) is incorrect because"
         return marks[0].group(1), False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from .final_line import _from_final_sentence
 from .letters import (
     _MAX_ANCHORS,
     _NEG_AFTER,
@@ -125,9 +126,12 @@ def _from_phrases(text: str, opts: _Options, low: str | None = None) -> tuple[st
     # "C is correct" / "(C) is the most likely" only count when no explicit phrase does:
     # they also turn up in explanations after the answer ("Answer: B. ... A is the most
     # likely cause of X, but ...")
-    return (later or found
-            or _scan_anchors(text, low, opts, 0, len(low), _WEAK_ANCHORS, _WEAK_HINT)
-            or (None, False))
+    if later or found:
+        return later or found
+    weak = _scan_anchors(text, low, opts, 0, len(low), _WEAK_ANCHORS, _WEAK_HINT)
+    if weak and weak[0] is not None and _from_final_sentence(text, opts)[1]:
+        return None, True  # "(E is correct) ... the only true statement is (A) and (E)."
+    return weak or (None, False)
 
 
 def _scan_anchors(text: str, low: str, opts: _Options, lo: int, hi: int, anchors,
