@@ -127,23 +127,11 @@ def _from_phrases(text: str, opts: _Options, low: str | None = None) -> tuple[st
     # they also turn up in explanations after the answer ("Answer: B. ... A is the most
     # likely cause of X, but ...")
     if later or found:
-        if "(b)" in text and "(a)" in text and _answers_per_subpart(text, opts):
-            return None, True
         return later or found
     weak = _scan_anchors(text, low, opts, 0, len(low), _WEAK_ANCHORS, _WEAK_HINT)
     if weak and weak[0] is not None and _from_final_sentence(text, opts)[1]:
         return None, True  # "(E is correct) ... the only true statement is (A) and (E)."
     return weak or (None, False)
-
-
-_ANSWER_IS_LETTER = re.compile(r"answer is \(([A-Z])\)")
-
-
-def _answers_per_subpart(text: str, opts: _Options) -> bool:
-    """Whether a text that labels sub-parts "(a) ... (b) ..." answers them with different
-    letters ("(a) ... The answer is (E). (b) ... The answer is (I)."): no single answer."""
-    letters = {m.group(1) for m in _ANSWER_IS_LETTER.finditer(text)} & opts.letter_set
-    return len(letters) > 1
 
 
 def _scan_anchors(text: str, low: str, opts: _Options, lo: int, hi: int, anchors,
