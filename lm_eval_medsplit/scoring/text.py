@@ -100,12 +100,14 @@ def _answer_list_cut(low: str) -> int:
     return len(low)
 
 
-# a line that starts a summary: "Final Answer: ...", "Now, combining all the answers:",
-# "Let's summarize the final answers to all questions:", "The answers are:"
+# a line that starts a summary of answers: "Final Answer: ...", "Now, combining all the
+# answers:", "Let's summarize the final answers to all questions:", "The answers are:" (not
+# "In summary, ..." - a summary of the reasoning may well conclude it)
 _SUMMARY = re.compile(
     r"\n[ \t#>=*\-]{0,6}(?:now,?[ \t]{1,3})?(?:(?:let'?s|to|in)[ \t]{1,3})?"
-    r"(?:final[ \t]{1,3}answers?\b|summar(?:y|i[sz]e)\b|combining[ \t]{1,3}all\b|"
-    r"considering[ \t]{1,3}all\b|the[ \t]{1,3}(?:final[ \t]{1,3})?answers[ \t]{1,3}are\b)")
+    r"(?:final[ \t]{1,3}answers?\b|summar(?:y|i[sz]e)\b[^\n]{0,40}\banswers\b|"
+    r"combining[ \t]{1,3}all\b|considering[ \t]{1,3}all\b|"
+    r"the[ \t]{1,3}(?:final[ \t]{1,3})?answers[ \t]{1,3}are\b)")
 
 
 def _summary_split(low: str) -> tuple[int, int] | None:
