@@ -663,6 +663,9 @@ LAYOUTS = [
          "is (J).", LETTERS10, "G", METHOD_ANSWER_PHRASE, "qwen-final-answer-echo"),
     case("...The answer is (F) and (I).\nFinal Answer: The answer is (J).", LETTERS10, None,
          METHOD_NONE, "qwen-hedge-stays-a-hedge"),
+    case("At first glance the answer is (C).\n\nIn summary, the murmur and the ECG point to aortic "
+         "stenosis, so the best answer is (D).", LETTERS4, "D", METHOD_ANSWER_PHRASE,
+         "in-summary-of-the-reasoning-concludes"),
     case("Let me think. The answer is (C).\n\nActually, reconsidering the ECG, the block is "
          "complete.\n\nFinal Answer: D", LETTERS4, "D", METHOD_ANSWER_PHRASE,
          "final-answer-after-more-reasoning-wins"),
@@ -769,6 +772,18 @@ def test_score_group_by_reports_each_group(tmp_path, capsys):
     assert main(["score", str(inp), "--group-by", "model"]) == 0
     out = capsys.readouterr().out
     assert "per model" in out and "m2" in out and "boxed 1" in out
+
+
+def test_score_style_paper_reads_the_box_like_the_authors(tmp_path, capsys):
+    from lm_eval_medsplit.cli import main
+
+    inp = tmp_path / "outs.jsonl"
+    inp.write_text(json.dumps({"output": "\\boxed{A and B}", "options": PAPER_OPTS,
+                               "answer_idx": "D"}) + "\n")
+    assert main(["score", str(inp), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["correct"] == 0  # a hedge in the strict style
+    assert main(["score", str(inp), "--json", "--style", "paper"]) == 0
+    assert json.loads(capsys.readouterr().out)["correct"] == 1
 
 
 def test_score_group_by_a_field_no_line_has_is_an_error(tmp_path):
