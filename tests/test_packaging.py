@@ -71,6 +71,17 @@ def test_fresh_venv_plain_install_runs_the_cli(tmp_path, raw_dir, source_tree):
     out = subprocess.run([str(exe), "score", str(f), "--json"], capture_output=True, text=True,
                          check=True, cwd=tmp_path).stdout
     assert json.loads(out)["accuracy"] == 1.0
+    # the embedded classifier labels with the core alone; feature packages are not installed
+    q = tmp_path / "q.jsonl"
+    q.write_text(json.dumps({"id": "1", "question": "Which enzyme is deficient in galactosemia?",
+                             "options": ["GALT", "Aldolase B"]}) + "\n")
+    subprocess.run([str(exe), "classify", str(q), "--out", str(tmp_path / "l.jsonl"), "--no-progress"],
+                   capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert 0 <= json.loads((tmp_path / "l.jsonl").read_text())["reasoning_prob"] <= 1
+    absent = subprocess.run([str(py), "-c", "import importlib.util as u; print([m for m in ('sklearn', 'torch', "
+                             "'matplotlib', 'statsmodels') if u.find_spec(m)])"],
+                            capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+    assert absent.strip() == "[]"
     # the installed package is the wheel, not the checkout
     where = subprocess.run([str(py), "-c", "import lm_eval_medsplit.task_yaml as t; print(t.__file__)"],
                            capture_output=True, text=True, check=True, cwd=tmp_path).stdout
@@ -225,3 +236,14 @@ def test_labelling_needs_no_scikit_learn(tmp_path):
                           f"'--data', {str(f)!r}, '--out', {str(tmp_path / 'm.npz')!r}]))"],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "lm-eval-medsplit[classifier]" in out.stderr
+
+
+def test_cache_folder_honours_xdg_cache_home_and_medsplit_cache_wins(tmp_path, monkeypatch):
+    from lm_eval_medsplit.dataset import cache_dir
+
+    monkeypatch.delenv("MEDSPLIT_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    if sys.platform.startswith("linux"):
+        assert cache_dir() == tmp_path / "xdg" / "lm_eval_medsplit"
+    monkeypatch.setenv("MEDSPLIT_CACHE", str(tmp_path / "mine"))
+    assert cache_dir() == tmp_path / "mine"
