@@ -517,3 +517,26 @@ def test_classify_cli_source_with_only_bad_rows_writes_nothing(tmp_path, capsys)
     assert "no valid records of bad" in err and not out.exists()
     assert main(["classify", str(bad), "--benchmark", "bad", "--out", str(out)]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_classifier_info_prints_per_benchmark_reasoning_shares(raw_dir, tmp_path, capsys):
+    from lm_eval_medsplit.classifier import label_records
+    from lm_eval_medsplit.sources import load_benchmark
+
+    rows = []
+    for b in ("medqa", "medmcqa"):
+        rows += [dict(r.to_dict(), benchmark=b) for r in load_benchmark(raw_dir, b)[0][:40]]
+    src = _write_jsonl(tmp_path / "mine.jsonl", rows)
+    assert main(["classifier", "info", "--source", str(src)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    shares = info["reasoning_shares"]
+    assert shares["threshold"] == info["threshold"] and shares["paper_reasoning_share_all_11"] == 0.328
+    labelled = label_records([dict(r) for r in rows])
+    for b in ("medqa", "medmcqa"):
+        n_r = sum(r["is_reasoning"] for r in labelled if r["benchmark"] == b)
+        assert shares["benchmarks"][b] == {"questions": 40, "reasoning": n_r, "reasoning_share": round(n_r / 40, 4)}
+    assert shares["benchmarks"]["medqa"]["reasoning_share"] > shares["benchmarks"]["medmcqa"]["reasoning_share"]
+    assert shares["all"]["questions"] == 80
+    assert main(["classifier", "info", "--source", str(src), "--threshold", "0"]) == 0
+    assert json.loads(capsys.readouterr().out)["reasoning_shares"]["all"]["reasoning_share"] == 1.0
+    assert main(["classifier", "info", "--source", str(tmp_path / "missing.jsonl")]) == 2
