@@ -140,7 +140,12 @@ class EndpointGenerator:
                  http_retries: int = 4, backoff: float = 0.5, max_backoff: float = 30.0,
                  timeout: float = 300.0, temperature: float = 0.7, top_p: float = 0.95,
                  max_tokens: int = 1024, extra_body: dict[str, Any] | None = None):
-        import httpx
+        try:
+            import httpx
+            import tenacity  # noqa: F401
+        except ImportError as e:
+            raise GenerationError(f"an endpoint needs httpx and tenacity ({e}): "
+                                  f"pip install 'lm-eval-medsplit[endpoint]'") from None
 
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -185,33 +190,44 @@ class EndpointGenerator:
             return dict(self._counts)
 
     def _request(self, method: str, url: str, payload: dict | None = None):
+        # httpx + tenacity rather than the openai SDK: httpx was already the client, tenacity is
+        # one small pure-Python package (the SDK pulls in pydantic, anyio, jiter...), and we keep
+        # per-attempt counters, Retry-After and any extra_body a vLLM/TGI server takes.
         import httpx
+        from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt
 
-        last: str = ""
-        for i in range(self.http_retries + 1):
-            if i:
-                self._count("http_retries")
+        def wait(state) -> float:
+            err = state.outcome.exception()
+            after = err.retry_after if isinstance(err, _Retryable) else None
+            if after is not None:
+                return min(self.max_backoff, after)
+            delay = min(self.max_backoff, self.backoff * (2 ** (state.attempt_number - 1)))
+            return delay * (0.5 + random.random() / 2)  # jitter
+
+        def attempt():
             try:
                 r = self.client.request(method, url, json=payload)
             except httpx.RequestError as e:  # connection, timeout, decoding
-                last = f"{type(e).__name__}: {e}"
-                wait = None
-            else:
-                if r.status_code < 400:
-                    self._count("http_requests")
-                    return r
-                last = f"HTTP {r.status_code}: {r.text[:200]}"
-                if r.status_code not in _RETRY_STATUS:
-                    self._count("http_errors")
-                    raise GenerationError(f"{method} {url}: {last}")
-                wait = _retry_after(r.headers.get("retry-after"))
-            if i < self.http_retries:
-                delay = min(self.max_backoff, self.backoff * (2 ** i))
-                delay = delay * (0.5 + random.random() / 2)  # jitter
-                time.sleep(min(self.max_backoff, wait) if wait is not None else delay)
-        self._count("http_errors")
-        raise GenerationError(f"{method} {url}: gave up after {self.http_retries + 1} "
-                              f"attempt(s); last: {last}")
+                raise _Retryable(f"{type(e).__name__}: {e}") from None
+            if r.status_code < 400:
+                return r
+            last = f"HTTP {r.status_code}: {r.text[:200]}"
+            if r.status_code not in _RETRY_STATUS:
+                self._count("http_errors")
+                raise GenerationError(f"{method} {url}: {last}")
+            raise _Retryable(last, _retry_after(r.headers.get("retry-after")))
+
+        retrying = Retrying(stop=stop_after_attempt(self.http_retries + 1), wait=wait,
+                            retry=retry_if_exception_type(_Retryable),
+                            before_sleep=lambda state: self._count("http_retries"))
+        try:
+            r = retrying(attempt)
+        except RetryError as e:
+            self._count("http_errors")
+            raise GenerationError(f"{method} {url}: gave up after {self.http_retries + 1} "
+                                  f"attempt(s); last: {e.last_attempt.exception()}") from None
+        self._count("http_requests")
+        return r
 
     def _one(self, job: TraceJob) -> str | BaseException:
         temperature = self.temperature
@@ -244,6 +260,14 @@ class EndpointGenerator:
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         self.client.close()
+
+
+class _Retryable(Exception):
+    """A failed HTTP attempt worth repeating (connection error, timeout, 408/409/425/429/5xx)."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -5,7 +5,9 @@ report call. Hub data (and directories written by ``medsplit build``) already ca
 ``reasoning_prob`` / ``is_reasoning`` and adversarial traces; a source without them (a
 raw directory, a user's JSONL) is labelled by the embedded classifier and given offline
 template traces on the fly. Labelled sets are cached on disk by content hash
-(``$MEDSPLIT_CACHE``, default ``~/.cache/lm_eval_medsplit``) and in memory per process.
+(``$MEDSPLIT_CACHE``, else the platform's user cache folder from ``platformdirs``:
+``$XDG_CACHE_HOME/lm_eval_medsplit``, default ``~/.cache/lm_eval_medsplit`` on Linux) and in
+memory per process.
 """
 
 from __future__ import annotations
@@ -78,7 +80,13 @@ _MEMO: dict[tuple, EvalSet] = {}
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "lm_eval_medsplit")
+    """``$MEDSPLIT_CACHE`` when set, else platformdirs' user cache folder (honours
+    ``XDG_CACHE_HOME`` on Linux)."""
+    if os.environ.get(ENV_CACHE):
+        return Path(os.environ[ENV_CACHE])
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("lm_eval_medsplit", appauthor=False))
 
 
 def load_eval_records(benchmark: str, source: str | Source | None = None, *,

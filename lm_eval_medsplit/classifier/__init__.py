@@ -5,10 +5,11 @@ reasoning rather than recall of knowledge, from a classifier trained on MedXpert
 label (``question_type`` Reasoning vs Understanding). This package gives one interface over
 two backends:
 
-- ``"embedded"`` (default): a small stacked linear text model shipped inside the wheel
-  (``embedded_model.npz``, no pickles, numpy + scipy at prediction time, no network, no
-  GPU). See :mod:`lm_eval_medsplit.classifier.embedded` for what it is and how it was
-  chosen and trained (``medsplit classifier train --backend embedded`` reproduces it).
+- ``"embedded"`` (default): scikit-learn TF-IDF + logistic regression shipped inside the
+  wheel as plain arrays (``embedded_model.npz``, no pickles, numpy alone at prediction time,
+  no network, no GPU). See :mod:`lm_eval_medsplit.classifier.embedded` and docs/classifier.md
+  for what it is and how it was chosen and trained (``medsplit classifier train --backend
+  embedded`` reproduces it).
 - ``"transformer"``: a fine-tuned BERT-family encoder (``transformers``), e.g. the
   published ``zou-lab/BioMedBERT-Knowledge-vs-Reasoning`` or one fine-tuned with
   ``medsplit classifier train --backend transformer``; pass ``model=PATH_OR_HUB_ID``.
@@ -23,9 +24,9 @@ API::
 Every backend sees the same text, :func:`classifier_text` (stem, then the options in
 MedXpertQA's own ``"\\nAnswer Choices: (A) ... (B) ..."`` form), for training and inference.
 
-Importing this module is light (standard library only); numpy / scipy load on the first
-prediction, scikit-learn only for training and metrics, torch / transformers only for the
-transformer backend.
+Importing this module is light (standard library only); numpy loads on the first
+prediction, scikit-learn (the ``classifier`` extra) only for training and metrics, torch /
+transformers only for the transformer backend.
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 """Agreement of a reasoning classifier with gold labels, with bootstrap intervals.
 
 Point estimates come from scikit-learn (accuracy, balanced accuracy, macro-F1, Cohen's
-kappa, ROC-AUC, confusion matrix). Intervals are percentile bootstrap 95% intervals: the
-examples are resampled with replacement ``n_boot`` times with ``numpy.random.default_rng(seed)``
-(fixed seed, so the same inputs give the same intervals), and every metric is recomputed on
-each resample with vectorised numpy formulas equal to scikit-learn's.
+kappa, ROC-AUC, confusion matrix). Intervals are paired percentile bootstrap 95% intervals
+from ``scipy.stats.bootstrap`` (labels and probabilities resampled together ``n_boot`` times
+with ``numpy.random.default_rng(seed)``: the same inputs give the same intervals); every
+metric is recomputed on each resample with vectorised numpy formulas equal to scikit-learn's.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -49,44 +50,42 @@ def binary_metrics(y_true, prob, threshold: float) -> dict[str, Any]:
 
 
 def _vector_metrics(y: np.ndarray, p: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
-    """Metrics for a batch of resamples: ``y``, ``p``, ``pred`` of shape (B, n)."""
-    n = y.shape[1]
-    tp = ((y == 1) & (pred == 1)).sum(1).astype(float)
-    tn = ((y == 0) & (pred == 0)).sum(1).astype(float)
-    fp = ((y == 0) & (pred == 1)).sum(1).astype(float)
-    fn = ((y == 1) & (pred == 0)).sum(1).astype(float)
+    """Metrics along the last axis of ``y``, ``p``, ``pred`` (e.g. shape (B, n): B resamples),
+    with the formulas of scikit-learn's scorers (tested against them)."""
+    from scipy.stats import rankdata
+
+    n = y.shape[-1]
+    tp = ((y == 1) & (pred == 1)).sum(-1).astype(float)
+    tn = ((y == 0) & (pred == 0)).sum(-1).astype(float)
+    fp = ((y == 0) & (pred == 1)).sum(-1).astype(float)
+    fn = ((y == 1) & (pred == 0)).sum(-1).astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         acc = (tp + tn) / n
-        tpr = tp / (tp + fn)
-        tnr = tn / (tn + fp)
-        bal = (tpr + tnr) / 2
+        bal = (tp / (tp + fn) + tn / (tn + fp)) / 2
         f1_pos = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
         f1_neg = np.where(2 * tn + fp + fn > 0, 2 * tn / (2 * tn + fp + fn), 0.0)
         f1 = (f1_pos + f1_neg) / 2
         pe = ((tp + fp) * (tp + fn) + (tn + fn) * (tn + fp)) / (n * n)
         kappa = (acc - pe) / (1 - pe)
         # ROC-AUC = Mann-Whitney U / (n_pos * n_neg), with average ranks for ties
-        order = np.argsort(p, axis=1, kind="mergesort")
-        ps = np.take_along_axis(p, order, 1)
-        ys = np.take_along_axis(y, order, 1)
-        ranks = np.empty_like(ps)
-        for b in range(ps.shape[0]):
-            vals, inv, counts = np.unique(ps[b], return_inverse=True, return_counts=True)
-            ends = np.cumsum(counts)
-            avg = ends - (counts - 1) / 2.0
-            ranks[b] = avg[inv]
-        n_pos = ys.sum(1).astype(float)
-        n_neg = n - n_pos
-        auc = ((ranks * ys).sum(1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+        ranks = rankdata(p, axis=-1)
+        n_pos = (y == 1).sum(-1).astype(float)
+        auc = ((ranks * (y == 1)).sum(-1) - n_pos * (n_pos + 1) / 2) / (n_pos * (n - n_pos))
     return {"accuracy": acc, "balanced_accuracy": bal, "macro_f1": f1, "kappa": kappa,
             "roc_auc": auc, "tn": tn, "fp": fp, "fn": fn, "tp": tp}
 
 
+_BOOT_KEYS = METRICS + CELLS
+
+
 def bootstrap_metrics(y_true, prob, threshold: float, *, n_boot: int = 1000, seed: int = 0,
                       alpha: float = 0.05) -> dict[str, Any]:
-    """Point metrics plus percentile bootstrap intervals: ``{"point": {...},
-    "ci": {metric: [lo, hi]}, "n_boot", "seed", "level"}`` (confusion cells included).
-    Resamples where a metric is undefined (one class only) are left out of its interval."""
+    """Point metrics plus paired percentile bootstrap intervals (``scipy.stats.bootstrap``,
+    ``paired=True``, ``numpy.random.default_rng(seed)``): ``{"point": {...}, "ci": {metric:
+    [lo, hi]}, "n_boot", "seed", "level"}`` (confusion cells included). Resamples where a
+    metric is undefined (one class only) are left out of its interval."""
+    from scipy.stats import DegenerateDataWarning, bootstrap
+
     y = np.asarray(y_true, dtype=int)
     p = np.asarray(prob, dtype=float)
     if len(y) != len(p):
@@ -94,24 +93,26 @@ def bootstrap_metrics(y_true, prob, threshold: float, *, n_boot: int = 1000, see
     if len(y) == 0:
         raise ValueError("no labelled examples to evaluate")
     point = binary_metrics(y, p, threshold)
-    rng = np.random.default_rng(seed)
     ci: dict[str, list[float]] = {}
     if n_boot > 0:
-        chunks: dict[str, list[np.ndarray]] = {}
-        for start in range(0, n_boot, 250):
-            b = min(250, n_boot - start)
-            idx = rng.integers(0, len(y), size=(b, len(y)))
-            yb, pb = y[idx], p[idx]
-            for k, v in _vector_metrics(yb, pb, (pb >= threshold).astype(int)).items():
-                chunks.setdefault(k, []).append(v)
-        for k, parts in chunks.items():
-            v = np.concatenate(parts)
-            v = v[np.isfinite(v)]
-            if v.size:
-                lo, hi = np.quantile(v, [alpha / 2, 1 - alpha / 2])
-                ci[k] = [float(lo), float(hi)]
-            else:
-                ci[k] = [float("nan"), float("nan")]
+        def stat(yb, pb, axis=-1):
+            m = _vector_metrics(yb, pb, (pb >= threshold).astype(int))
+            return np.stack([m[k] for k in _BOOT_KEYS])
+
+        with warnings.catch_warnings():  # one class only: some metrics are constant or undefined
+            warnings.simplefilter("ignore", DegenerateDataWarning)
+            res = bootstrap((y, p), stat, paired=True, vectorized=True, n_resamples=n_boot,
+                            confidence_level=1 - alpha, method="percentile",
+                            rng=np.random.default_rng(seed))
+        lo, hi = res.confidence_interval
+        dist = res.bootstrap_distribution
+        for i, k in enumerate(_BOOT_KEYS):
+            if np.isfinite(lo[i]) and np.isfinite(hi[i]):
+                ci[k] = [float(lo[i]), float(hi[i])]
+            else:  # some resamples lack a class: the interval over those where it is defined
+                v = dist[i][np.isfinite(dist[i])]
+                ci[k] = ([float(x) for x in np.quantile(v, [alpha / 2, 1 - alpha / 2])] if v.size
+                         else [float("nan"), float("nan")])
     return {"point": point, "ci": ci, "n_boot": int(n_boot), "seed": int(seed), "level": 1 - alpha}
 
 

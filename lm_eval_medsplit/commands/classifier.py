@@ -111,8 +111,16 @@ def register(sub) -> None:
     e.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
     e.set_defaults(func=cmd_evaluate)
 
-    i = gs.add_parser("info", help="print the classifier's identity (name, sha256, threshold, CV)")
+    i = gs.add_parser("info", help="print the classifier's identity (name, sha256, threshold, CV) and, "
+                                   "with --source, the reasoning share it gives each benchmark",
+                      epilog="example:\n  medsplit classifier info --source ../shared/data/raw",
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_backend_args(i)
+    i.add_argument("--source", default=None,
+                   help="also label every benchmark of this source (a raw directory, a hub-layout "
+                        "directory, a JSONL, or 'hub') and print its reasoning share")
+    i.add_argument("--threshold", type=float, default=None,
+                   help="with --source: the threshold for the shares (default: the classifier's own)")
     i.set_defaults(func=cmd_info)
 
     g.set_defaults(func=lambda args: (g.print_help(), 2)[1])
@@ -139,6 +147,16 @@ def _classifier(args):
         return get_classifier(args.backend, model=args.model, **_backend_kw(args))
     except (OSError, ValueError) as e:
         raise CLIError(str(e)) from None
+
+
+def _need_sklearn(what: str) -> None:
+    from lm_eval_medsplit.cli import CLIError
+
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise CLIError(f"{what} needs scikit-learn: pip install 'lm-eval-medsplit[classifier]' "
+                       f"(labelling with `medsplit classify` does not)") from None
 
 
 def _check_threshold(t):
@@ -255,6 +273,8 @@ def cmd_train(args) -> int:
     from lm_eval_medsplit.classifier import classifier_texts
     from lm_eval_medsplit.cli import CLIError
 
+    if args.backend == "embedded":
+        _need_sklearn("medsplit classifier train")
     if args.split is not None and args.part is None:
         args.part = "train"
     records, labels = _load_labelled(args.data, args.split, args.part, args.label_field)
@@ -305,6 +325,7 @@ def cmd_evaluate(args) -> int:
     from lm_eval_medsplit.classifier.metrics import bootstrap_metrics, format_report
 
     _check_threshold(args.threshold)
+    _need_sklearn("medsplit classifier evaluate")
     if args.split is not None and args.part is None:
         args.part = "test"
     records, labels = _load_labelled(args.labels, args.split, args.part, args.label_field)
@@ -330,7 +351,41 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def reasoning_shares(source, clf, threshold: float | None = None) -> dict:
+    """Per benchmark of ``source``: questions, reasoning count and share as labelled by
+    ``clf`` (the source's own labels are ignored), with the overall share beside the paper's."""
+    from lm_eval_medsplit.build import PAPER_REASONING_SHARE
+    from lm_eval_medsplit.classifier import classifier_texts
+
+    t = float(clf.threshold if threshold is None else threshold)
+    rows, n_all, r_all = {}, 0, 0
+    for name in source.benchmarks():
+        records, _ = source.load(name)
+        if not records:
+            continue
+        n_r = int((clf.predict_proba(classifier_texts(records), progress=False) >= t).sum())
+        rows[name] = {"questions": len(records), "reasoning": n_r, "reasoning_share": round(n_r / len(records), 4)}
+        n_all += len(records)
+        r_all += n_r
+    return {"threshold": t, "benchmarks": rows,
+            "all": {"questions": n_all, "reasoning": r_all,
+                    "reasoning_share": round(r_all / n_all, 4) if n_all else None},
+            "paper_reasoning_share_all_11": PAPER_REASONING_SHARE}
+
+
 def cmd_info(args) -> int:
+    from lm_eval_medsplit.cli import CLIError
+    from lm_eval_medsplit.sources import SourceError
+
+    _check_threshold(args.threshold)
     clf = _classifier(args)
-    print(json.dumps(clf.identity(), indent=1))
+    out = dict(clf.identity())
+    if args.source is not None:
+        from lm_eval_medsplit.sources import resolve_source
+
+        try:
+            out["reasoning_shares"] = reasoning_shares(resolve_source(args.source), clf, args.threshold)
+        except SourceError as e:
+            raise CLIError(str(e)) from None
+    print(json.dumps(out, indent=1))
     return 0
