@@ -160,8 +160,8 @@ def parse_json(text: str) -> Any:
     except _Constant as e:
         raise JSONProblem(f"{e.args[0]} is not JSON (write null or a number)",
                           *_pos(text, max(0, text.find(e.args[0])))) from None
-    except json.JSONDecodeError as e:
-        raise JSONProblem(e.msg, e.lineno, e.colno) from None
+    except json.JSONDecodeError as e:  # "Unterminated string starting at": the position follows
+        raise JSONProblem(re.sub(r"\s+at$", "", e.msg), e.lineno, e.colno) from None
     except RecursionError:
         raise JSONProblem(f"nested too deeply (more than {MAX_JSON_DEPTH} levels)") from None
     except ValueError as e:  # int over sys.get_int_max_str_digits()

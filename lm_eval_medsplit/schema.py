@@ -418,7 +418,7 @@ def iter_jsonl(path, *, count_blank: bool = False) -> Iterator[tuple[str, Any]]:
         try:
             yield f"line {i}", parse_json(line)
         except JSONProblem as e:
-            yield f"line {i}", RowError("<json>", f"not valid JSON at column {e.column}: {e.msg}")
+            yield f"line {i}", RowError("<json>", f"broken JSON line at column {e.column}: {e.msg}")
 
 
 def iter_json_objects(path) -> Iterator[tuple[str, Any]]:
