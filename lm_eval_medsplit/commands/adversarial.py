@@ -97,7 +97,8 @@ def _load_input(args):
             if args.source or args.benchmark:
                 raise CLIError("give either an input file or --source/--benchmark, not both")
             if not args.input.is_file():
-                raise CLIError(f"{args.input}: no such file")
+                raise CLIError(f"{args.input}: no such file"
+                               + (" (it is a directory)" if args.input.is_dir() else ""))
             records, rep = load_jsonl_records(args.input, strict=args.strict)
         else:
             if not args.benchmark:
