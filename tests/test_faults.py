@@ -118,10 +118,11 @@ def test_every_command_names_a_badly_encoded_file(name, tmp_path, capsys):
     for args in (["score", bad], ["classify", bad, "--out", out],
                  ["data", "validate", "--source", bad],
                  ["adversarial", "generate", bad, "--out", out, "--offline"],
-                 ["adversarial", "check", bad]):
+                 ["adversarial", "check", bad], ["lm-eval", "tasks", "--source", bad],
+                 ["build", "--source", bad, "--out", tmp_path / "b", "--no-progress"]):
         rc, err = cli(capsys, *args)
         assert_one_line_error(rc, err, str(bad), needle)
-    assert not out.exists()
+    assert not out.exists() and not (tmp_path / "b").exists()
 
 
 @pytest.mark.parametrize("name", sorted(ROW_FAULTS))

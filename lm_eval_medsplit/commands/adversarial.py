@@ -18,8 +18,11 @@ stays empty (or, with --on-reject offline, gets the offline template and the rec
 adversarial_source says "+offline-template"). Each record keeps per-trace status,
 attempts and reasons in meta.adversarial_generation.
 
-with --model or --endpoint, re-running with the same --out skips finished records and
-asks only for missing traces (--offline traces are deterministic and simply made again).
+with --model or --endpoint, finished records go to the resume file OUT.partial as the run
+goes; --out is replaced only when the run completes, so a killed or failed run leaves an
+earlier --out whole. Re-running with the same --out skips finished records and asks only
+for missing traces (--offline traces are deterministic and simply made again). A dead
+endpoint stops the run after 16 calls in a row fail; run the same command again to resume.
 
 examples:
   medsplit adversarial generate mine.jsonl --out mine.traces.jsonl --offline
