@@ -115,7 +115,7 @@ def write_parquet(table, path: Path) -> None:
     """Deterministic parquet: one row group, zstd, no pandas metadata, atomic replace."""
     import pyarrow.parquet as pq
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path, lock=False) as tmp:  # inside the build's private staging folder
         pq.write_table(table, tmp, compression="zstd", compression_level=9,
                        row_group_size=max(1, table.num_rows), write_statistics=True,
                        use_dictionary=["id", "answer_idx", "dataset_name", "adversarial_source"])

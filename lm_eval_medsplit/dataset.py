@@ -148,7 +148,7 @@ def _load(src: Source, benchmark: str, *, label: bool, traces: bool, strict: boo
             from lm_eval_medsplit.adversarial import add_offline_traces
 
             add_offline_traces(records)
-        write_jsonl(records, path)
+        write_jsonl(records, path, lock=False)  # a shared cache: parallel workers may race
     if needs_labels:
         labels_from = f"classifier:{ident['name']}@{ident['sha256'][:12]}"
     if needs_traces:

@@ -382,10 +382,13 @@ def dumps_row(row: dict[str, Any]) -> str:
                              f"it (row id {row.get('id')!r})") from None
 
 
-def write_jsonl_rows(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> int:
-    """Write one JSON object per line (UTF-8, non-ASCII kept) atomically; return the count."""
+def write_jsonl_rows(path: str | os.PathLike, rows: Iterable[dict[str, Any]], *,
+                     lock: bool = True) -> int:
+    """Write one JSON object per line (UTF-8, non-ASCII kept) atomically; return the count.
+    ``lock=False`` for a shared cache that parallel processes may fill at once (each
+    writes its own temporary file; the last complete one wins)."""
     n = 0
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+    with atomic_path(path, lock=lock) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for row in rows:
             f.write(dumps_row(row) + "\n")
             n += 1

@@ -397,12 +397,12 @@ def load_jsonl_records(path: str | Path, *, strict: bool = False) -> tuple[list[
     return records, report
 
 
-def write_jsonl(records, path: str | Path) -> None:
+def write_jsonl(records, path: str | Path, *, lock: bool = True) -> None:
     """Write records as canonical JSONL (unknown input fields written back untouched),
-    atomically."""
+    atomically (and under the output lock unless ``lock=False``)."""
     from lm_eval_medsplit.fileio import write_jsonl_rows
 
-    write_jsonl_rows(path, (r.to_dict() for r in records))
+    write_jsonl_rows(path, (r.to_dict() for r in records), lock=lock)
 
 
 __all__ = [
