@@ -441,6 +441,23 @@ def test_inspect_dataset_warns_and_takes_strict(tmp_path, caplog):
         medsplit_dataset("mine", "reasoning", source=str(src), strict=True)
 
 
+def test_train_data_warns_on_skipped_rows_and_takes_dataset_strict(tmp_path):
+    from lm_eval_medsplit.schema import RecordValidationError
+    from lm_eval_medsplit.train.data import MedsplitTrainArguments, prepare_training_data
+
+    src = _bad_jsonl(tmp_path)
+    logged: list[str] = []
+    args = MedsplitTrainArguments(dataset_source=str(src), reasoning_threshold=0.5,
+                                  decontaminate_against="none")
+    prepared = prepare_training_data(args, "grpo", log=logged.append)
+    assert [r["id"] for r in prepared.rows] == ["q1", "q2"]
+    warn = [m for m in logged if "skipped 1 invalid row(s)" in m]
+    assert warn and "line 3: field 'answer_idx'" in warn[0] and "--dataset_strict true" in warn[0]
+    args.dataset_strict = True
+    with pytest.raises(RecordValidationError, match="line 3: field 'answer_idx'"):
+        prepare_training_data(args, "grpo", log=logged.append)
+
+
 # --------------------------------------------------------------------------- build
 
 
