@@ -38,8 +38,9 @@ from typing import Any
 
 from lm_eval_medsplit.errors import CLIError
 
-#: JSON nesting deeper than this is refused before parsing (Python's parser would
-#: raise RecursionError somewhere near 1,000 levels; no benchmark row nests past 10).
+#: Where a too-deep JSON text is reported: Python's parser stops with RecursionError
+#: somewhere near 1,000 levels, and the error names the offset where nesting passed this
+#: depth (no benchmark row nests past 10).
 MAX_JSON_DEPTH = 200
 
 
@@ -151,19 +152,17 @@ def parse_json(text: str) -> Any:
     syntax errors, integers longer than Python allows, nesting deeper than
     :data:`MAX_JSON_DEPTH`, and ``\\ud800``-style escapes that make a lone surrogate
     (not Unicode; no file could hold it)."""
-    if text.count("[") + text.count("{") > MAX_JSON_DEPTH:
-        at = _too_deep(text)
-        if at is not None:
-            raise JSONProblem(f"nested deeper than {MAX_JSON_DEPTH} levels", *_pos(text, at))
     try:
-        obj = json.loads(text, parse_constant=_no_constant)
+        obj = _DECODER.decode(text)
+    except RecursionError:  # only then find where (the scan costs a pass over the text)
+        at = _too_deep(text)
+        raise JSONProblem(f"nested deeper than {MAX_JSON_DEPTH} levels",
+                          *(_pos(text, at) if at is not None else (1, 1))) from None
     except _Constant as e:
         raise JSONProblem(f"{e.args[0]} is not JSON (write null or a number)",
                           *_pos(text, max(0, text.find(e.args[0])))) from None
     except json.JSONDecodeError as e:  # "Unterminated string starting at": the position follows
         raise JSONProblem(re.sub(r"\s+at$", "", e.msg), e.lineno, e.colno) from None
-    except RecursionError:
-        raise JSONProblem(f"nested too deeply (more than {MAX_JSON_DEPTH} levels)") from None
     except ValueError as e:  # int over sys.get_int_max_str_digits()
         m = re.search(r"\d{100,}", text)
         raise JSONProblem(f"a number is too long ({str(e).split(';')[0]})",
@@ -181,6 +180,9 @@ class _Constant(Exception):
 
 def _no_constant(name: str):
     raise _Constant(name)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
 
 
 def _has_lone_surrogate(obj: Any) -> bool:
