@@ -98,9 +98,8 @@ def cmd_validate(args) -> int:
                 console().print(f"  not in this source: {name} ({why})", markup=False)
     if failed:
         raise CLIError(f"strict validation failed: {failed[0]}" + "".join(f"\n{f}" for f in failed[1:]))
-    if reports and not any(r.n_records for r in reports):
-        raise CLIError(f"{src.location}: no valid record in {', '.join(names)} "
-                       f"({sum(r.n_skipped for r in reports):,} row(s) skipped)")
+    if reports and not any(r.n_records or r.n_skipped for r in reports):
+        raise CLIError(f"{src.location}: no row at all in {', '.join(names)} (the source is empty)")
     return 0
 
 
