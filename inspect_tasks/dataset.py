@@ -98,7 +98,7 @@ def medsplit_dataset(benchmarks: str | list | None = "all", subset: str = "all",
                      style: str = "cot", adversarial: str | None = None,
                      trace: int | str | None = 0, source: str | None = None,
                      revision: str | None = None,
-                     shuffle_seed: int | None = None) -> MedsplitDataset:
+                     shuffle_seed: int | None = None, strict: bool = False) -> MedsplitDataset:
     """Samples of ``subset`` of ``benchmarks`` from ``source`` (``hub`` by default, or
     ``$MEDSPLIT_SOURCE``), rendered in ``style``; adversarial samples use trace ``trace``
     (or every trace of each record with ``"all"``). ``shuffle_seed`` shuffles sample order
@@ -118,7 +118,8 @@ def medsplit_dataset(benchmarks: str | list | None = "all", subset: str = "all",
     provenance: dict[str, Any] = {}
     counts: dict[str, int] = {}
     for name in names:
-        es = load_eval_records(name, src, revision=revision)
+        es = load_eval_records(name, src, revision=revision, strict=strict,
+                               strict_hint="-T strict=true")
         chosen = select(es.records, subset)
         ch = es.content_hash
         n_before = len(samples)

@@ -50,11 +50,12 @@ def _bool(value: bool | str | None) -> bool:
 
 
 def _build(*, benchmarks, subset, style, adversarial_mode, trace, source, revision,
-           shuffle_seed, force_prefill) -> Task:
+           shuffle_seed, force_prefill, strict=False) -> Task:
     ds = medsplit_dataset(benchmarks, subset, style=style, adversarial=_mode(adversarial_mode),
                           trace=trace, source=None if source is None else str(source),
                           revision=revision,
-                          shuffle_seed=None if shuffle_seed is None else int(shuffle_seed))
+                          shuffle_seed=None if shuffle_seed is None else int(shuffle_seed),
+                          strict=_bool(strict))
     return Task(
         dataset=ds.dataset,
         solver=medsplit_prompt(dataset_key=ds.key, force_prefill=_bool(force_prefill)),
@@ -69,11 +70,13 @@ def _build(*, benchmarks, subset, style, adversarial_mode, trace, source, revisi
 def medsplit(benchmarks: str | list[str] = "all", subset: str = "all", style: str = "cot",
              adversarial_mode: str | None = None, trace: int | str = 0,
              source: str | None = None, revision: str | None = None,
-             shuffle_seed: int | None = None, force_prefill: bool = False) -> Task:
+             shuffle_seed: int | None = None, force_prefill: bool = False,
+             strict: bool = False) -> Task:
     """BioMed-R1-Eval multiple choice, any subset (clean unless ``adversarial_mode``)."""
     return _build(benchmarks=benchmarks, subset=subset, style=style,
                   adversarial_mode=adversarial_mode, trace=trace, source=source,
-                  revision=revision, shuffle_seed=shuffle_seed, force_prefill=force_prefill)
+                  revision=revision, shuffle_seed=shuffle_seed, force_prefill=force_prefill,
+                  strict=strict)
 
 
 @task
@@ -81,11 +84,12 @@ def medsplit_reasoning(benchmarks: str | list[str] = "all", style: str = "cot",
                        adversarial_mode: str | None = None, trace: int | str = 0,
                        source: str | None = None, revision: str | None = None,
                        shuffle_seed: int | None = None, force_prefill: bool = False,
-                       subset: str = "reasoning") -> Task:
+                       subset: str = "reasoning", strict: bool = False) -> Task:
     """The reasoning-heavy subset (records with ``is_reasoning``)."""
     return _build(benchmarks=benchmarks, subset=subset, style=style,
                   adversarial_mode=adversarial_mode, trace=trace, source=source,
-                  revision=revision, shuffle_seed=shuffle_seed, force_prefill=force_prefill)
+                  revision=revision, shuffle_seed=shuffle_seed, force_prefill=force_prefill,
+                  strict=strict)
 
 
 @task
@@ -93,11 +97,12 @@ def medsplit_knowledge(benchmarks: str | list[str] = "all", style: str = "cot",
                        adversarial_mode: str | None = None, trace: int | str = 0,
                        source: str | None = None, revision: str | None = None,
                        shuffle_seed: int | None = None, force_prefill: bool = False,
-                       subset: str = "knowledge") -> Task:
+                       subset: str = "knowledge", strict: bool = False) -> Task:
     """The knowledge-heavy subset (records with ``is_reasoning`` false)."""
     return _build(benchmarks=benchmarks, subset=subset, style=style,
                   adversarial_mode=adversarial_mode, trace=trace, source=source,
-                  revision=revision, shuffle_seed=shuffle_seed, force_prefill=force_prefill)
+                  revision=revision, shuffle_seed=shuffle_seed, force_prefill=force_prefill,
+                  strict=strict)
 
 
 @task
@@ -105,11 +110,11 @@ def medsplit_adversarial(benchmarks: str | list[str] = "all", subset: str = "all
                          style: str = "cot", adversarial_mode: str = "reconsider",
                          trace: int | str = 0, source: str | None = None,
                          revision: str | None = None, shuffle_seed: int | None = None,
-                         force_prefill: bool = False) -> Task:
+                         force_prefill: bool = False, strict: bool = False) -> Task:
     """Robustness to an incorrect reasoning trace (``reconsider`` or ``prefill``)."""
     mode = _mode(adversarial_mode)
     if mode is None:
         raise ValueError("medsplit_adversarial needs adversarial_mode=reconsider or prefill")
     return _build(benchmarks=benchmarks, subset=subset, style=style, adversarial_mode=mode,
                   trace=trace, source=source, revision=revision, shuffle_seed=shuffle_seed,
-                  force_prefill=force_prefill)
+                  force_prefill=force_prefill, strict=strict)

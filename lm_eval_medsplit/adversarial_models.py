@@ -20,10 +20,15 @@ empty string (so trace ``k`` always argues for ``wrong_letter(record, k)``), or,
 becomes ``"<model source>+offline-template"``. Per-trace status lives in
 ``record.meta["adversarial_generation"]``.
 
-Resumable: with ``out`` set, finished records are appended to ``out`` chunk by chunk; a
-re-run reads ``out`` back, skips records whose traces were all accepted from the same
-source, re-asks only the missing slots of partial ones, and finally rewrites ``out`` in
-input order.
+Resumable and crash-safe: with ``out`` set, finished records are appended chunk by chunk
+to the resume file ``<out>.partial`` (never to ``out`` itself); a re-run reads ``out``
+and the resume file back, skips records whose traces were all accepted from the same
+source, re-asks only the missing slots of partial ones, and at the end replaces ``out``
+atomically with every record in input order and removes the resume file. A kill at any
+point leaves an earlier ``out`` intact; ``resume=False`` ignores both files and empties
+only the resume file. The run holds a lock on ``out``. After ``max_consecutive_errors``
+calls in a row that returned no text (a dead or refusing endpoint), the run stops with
+one :class:`GenerationError`; what was done stays in the resume file.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ from lm_eval_medsplit.adversarial import (
     trace_input_problems,
     wrong_letters,
 )
-from lm_eval_medsplit.fileio import atomic_path
+from lm_eval_medsplit.fileio import atomic_path, locked
 from lm_eval_medsplit.schema import MCQRecord, RowError, record_from_row
 
 META_KEY = "adversarial_generation"
@@ -392,6 +397,8 @@ class GenerationStats:
     """Attempts after the first one (a failed check or a failed call)."""
     errors: int = 0
     """Attempts that produced no text (HTTP failure after retries, generate error)."""
+    consecutive_errors: int = 0
+    """Attempts in a row, up to now, that produced no text."""
     reasons: Counter = field(default_factory=Counter)
     """Why attempts failed (``concludes with the gold letter B`` grouped by kind)."""
     generator: dict[str, int] = field(default_factory=dict)
@@ -447,18 +454,22 @@ def read_previous(path: Path) -> dict[tuple[str, str], MCQRecord]:
     prev: dict[tuple[str, str], MCQRecord] = {}
     if not path.is_file():
         return prev
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                rec = record_from_row(row, str(row.get("benchmark") or ""), keep_extra=True)
-            except (json.JSONDecodeError, RowError) as e:
-                if not line.endswith("\n"):
-                    break  # the last line of a run killed mid-write
-                raise ValueError(f"{path}: line {i}: cannot resume from this file ({e})") from None
-            prev[(rec.benchmark, rec.id)] = rec
+    from lm_eval_medsplit.fileio import JSONProblem, iter_lines, parse_json
+
+    for i, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            row = parse_json(line)
+            if not isinstance(row, dict):
+                raise RowError("<row>", f"expected a JSON object, got {type(row).__name__}")
+            rec = record_from_row(row, str(row.get("benchmark") or ""), keep_extra=True)
+        except (JSONProblem, RowError) as e:
+            if not line.endswith("\n"):
+                break  # the last line of a run killed mid-write
+            raise ValueError(f"{path}: line {i}: cannot resume from this file ({e}); "
+                             f"use --no-resume to start over") from None
+        prev[(rec.benchmark, rec.id)] = rec
     return prev
 
 
@@ -486,6 +497,12 @@ def _drop_partial_tail(path: Path) -> None:
         f.truncate(0)
 
 
+def partial_path(out: str | Path) -> Path:
+    """The resume file of a run writing ``out``."""
+    out = Path(out)
+    return out.with_name(f"{out.name}.partial")
+
+
 def _write_line(f, rec: MCQRecord) -> None:
     f.write(json.dumps(rec.to_dict(), ensure_ascii=False) + "\n")
 
@@ -495,6 +512,7 @@ def generate_traces(records: Sequence[MCQRecord], generator: TraceGenerator, *,
                     resume: bool = True, on_reject: str = "empty", chunk_size: int = 64,
                     progress: bool = True,
                     on_chunk: Callable[[list[MCQRecord]], None] | None = None,
+                    max_consecutive_errors: int | None = 16,
                     ) -> tuple[list[MCQRecord], GenerationStats]:
     """Give every record ``n`` model traces (see the module docstring). Records are
     changed in place and returned in input order with the run's stats.
@@ -507,10 +525,23 @@ def generate_traces(records: Sequence[MCQRecord], generator: TraceGenerator, *,
     if max_attempts < 1:
         raise ValueError("max_attempts must be at least 1")
     raise_trace_input_problems(trace_input_problems(records))
+    if out is None:
+        return _generate(records, generator, n, max_attempts, None, resume, on_reject,
+                         chunk_size, progress, on_chunk, max_consecutive_errors)
+    with locked(out, "--out"):
+        return _generate(records, generator, n, max_attempts, Path(out), resume, on_reject,
+                         chunk_size, progress, on_chunk, max_consecutive_errors)
+
+
+def _generate(records, generator, n, max_attempts, out_path, resume, on_reject, chunk_size,
+              progress, on_chunk, max_consecutive_errors):
     t0 = time.perf_counter()
     stats = GenerationStats(source=generator.source, n_traces=n, records=len(records))
-    out_path = Path(out) if out is not None else None
-    prev = read_previous(out_path) if (out_path is not None and resume) else {}
+    part = partial_path(out_path) if out_path is not None else None
+    prev = {}
+    if out_path is not None and resume:
+        prev = read_previous(out_path)
+        prev.update(read_previous(part))  # the resume file is newer than ``out``
 
     # what is left to do, per record: kept slots come from ``out`` (or the input itself)
     plans: list[tuple[MCQRecord, str, list[str], dict[int, tuple[str, int]]]] = []
@@ -540,16 +571,16 @@ def generate_traces(records: Sequence[MCQRecord], generator: TraceGenerator, *,
         bar = tqdm(total=stats.requested, desc=f"traces ({generator.source})", unit="trace",
                    dynamic_ncols=True)
     fh = None
-    if out_path is not None:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        append = resume and out_path.exists()
+    if part is not None:
+        append = resume and part.exists()
         if append:
-            _drop_partial_tail(out_path)
-        fh = open(out_path, "a" if append else "w", encoding="utf-8")
+            _drop_partial_tail(part)
+        fh = open(part, "a" if append else "w", encoding="utf-8")
     try:
         for c in range(0, len(plans), max(1, chunk_size)):
             chunk = plans[c: c + max(1, chunk_size)]
-            _run_chunk(chunk, generator, n, max_attempts, on_reject, stats, bar)
+            _run_chunk(chunk, generator, n, max_attempts, on_reject, stats, bar,
+                       max_consecutive_errors, part)
             if fh is not None:
                 for r, *_ in chunk:
                     _write_line(fh, r)
@@ -563,15 +594,46 @@ def generate_traces(records: Sequence[MCQRecord], generator: TraceGenerator, *,
             bar.close()
     stats.generator = generator.counters()
     if out_path is not None:  # final file: every input record once, in input order
-        with atomic_path(out_path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        with atomic_path(out_path, lock=False) as tmp, open(tmp, "w", encoding="utf-8") as f:
             for r in records:
                 _write_line(f, r)
+        part.unlink(missing_ok=True)
     stats.wall_s = time.perf_counter() - t0
     return list(records), stats
 
 
+def _sub_batches(jobs: list[TraceJob], generator) -> list[list[TraceJob]]:
+    """Jobs in batches of a few times the generator's parallelism, so a dead endpoint is
+    noticed after a few rounds of calls rather than after a whole chunk."""
+    width = getattr(generator, "concurrency", None) or getattr(generator, "batch_size", None)
+    size = max(1, 4 * int(width)) if width else max(1, len(jobs))
+    return [jobs[i: i + size] for i in range(0, len(jobs), size)]
+
+
+def _call(generator, jobs: list[TraceJob], stats: GenerationStats,
+          max_consecutive_errors: int | None, resume_file: Path | None) -> list:
+    results: list = []
+    for batch in _sub_batches(jobs, generator):
+        got = generator.generate(batch)
+        results += got
+        last = None
+        for res in got:
+            if isinstance(res, BaseException):
+                stats.consecutive_errors += 1
+                last = res
+            else:
+                stats.consecutive_errors = 0
+        if max_consecutive_errors and stats.consecutive_errors >= max_consecutive_errors:
+            where = (f"; the {stats.accepted:,} trace(s) finished so far are kept in {resume_file}: "
+                     f"run the same command again to resume" if resume_file is not None else "")
+            raise GenerationError(f"{generator.source}: {stats.consecutive_errors} calls in a row "
+                                  f"failed, stopping (last: {last}){where}")
+    return results
+
+
 def _run_chunk(chunk, generator: TraceGenerator, n: int, max_attempts: int, on_reject: str,
-               stats: GenerationStats, bar) -> None:
+               stats: GenerationStats, bar, max_consecutive_errors: int | None = None,
+               resume_file: Path | None = None) -> None:
     slots: dict[int, list[str]] = {}
     status: dict[int, list[str]] = {}
     attempts: dict[int, list[int]] = {}
@@ -589,7 +651,7 @@ def _run_chunk(chunk, generator: TraceGenerator, n: int, max_attempts: int, on_r
             break
         for job in pending:
             job.attempt = attempt
-        results = generator.generate(pending)
+        results = _call(generator, pending, stats, max_consecutive_errors, resume_file)
         stats.attempts += len(pending)
         if attempt:
             stats.retries += len(pending)

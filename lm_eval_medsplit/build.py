@@ -19,6 +19,14 @@ traces (offline templates, or a model through
 The output is byte-identical when re-run with the same inputs: fixed Arrow schema, rows
 in source order, no timestamps or timings anywhere, JSON with sorted keys. ``DIR`` is
 then a valid ``--source`` for everything else.
+
+Crash safety: the build is written into a staging sibling of ``DIR`` and swapped in
+whole at the end (atomic on Linux), under a lock, so a kill or a failure at any point
+leaves ``DIR`` as it was (an earlier build stays intact and matches its manifest) and
+two builds never write the same ``DIR``. A ``--source`` and ``--out`` that are the same
+folder, or nested, are refused; ``DIR`` may hold only what a build writes, so nothing
+else is ever deleted. Only model-trace resume files (``DIR/.medsplit-traces``) are
+written into ``DIR`` while the build runs.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import os
 import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -34,7 +43,15 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_medsplit import __version__, registry
-from lm_eval_medsplit.fileio import atomic_path
+from lm_eval_medsplit.fileio import (
+    InputFileError,
+    atomic_path,
+    check_output_dir,
+    locked,
+    same_or_nested,
+    staging_dir,
+    swap_dir,
+)
 from lm_eval_medsplit.schema import MCQRecord, canonical_json, dataset_hash
 
 MANIFEST = "manifest.json"
@@ -98,7 +115,7 @@ def write_parquet(table, path: Path) -> None:
     """Deterministic parquet: one row group, zstd, no pandas metadata, atomic replace."""
     import pyarrow.parquet as pq
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path, lock=False) as tmp:  # inside the build's private staging folder
         pq.write_table(table, tmp, compression="zstd", compression_level=9,
                        row_group_size=max(1, table.num_rows), write_statistics=True,
                        use_dictionary=["id", "answer_idx", "dataset_name", "adversarial_source"])
@@ -216,7 +233,6 @@ def build(source, out: str | Path, *, benchmarks: str | Sequence[str] | None = N
     traces keep them unless ``relabel`` / ``retrace``. ``strict`` fails on any invalid
     source row instead of skipping (and counting) it.
     """
-    from lm_eval_medsplit.adversarial import OFFLINE_SOURCE, add_offline_traces
     from lm_eval_medsplit.sources import SourceError, resolve_source
 
     if n_traces < 1:
@@ -230,22 +246,53 @@ def build(source, out: str | Path, *, benchmarks: str | Sequence[str] | None = N
     except SourceError as e:
         raise BuildError(str(e)) from None
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise BuildError(f"--out {out} exists and is not a directory")
-    if out.is_dir() and not (out / MANIFEST).is_file():
-        ours = {b.config for b in registry.BENCHMARKS} | {TRACE_CACHE_DIR}
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in ours)
-        if foreign:
-            raise BuildError(f"--out {out} is a non-empty directory that is not a build "
-                             f"(it holds {', '.join(foreign[:5])}); refusing to write into it")
+    try:
+        check_output_dir(out)
+    except InputFileError as e:
+        raise BuildError(str(e)) from None
+    if out.is_symlink():
+        raise BuildError(f"--out {out} is a symbolic link; give the directory it points to")
+    if src.kind in ("raw_dir", "hub_dir", "jsonl") and same_or_nested(src.location, out):
+        raise BuildError(f"--source {src.location} and --out {out} are the same folder or one "
+                         f"holds the other; build into a separate folder")
     available = src.benchmarks()
     names = _select(benchmarks, available, src)
+    with locked(out, "--out"):
+        _check_out_contents(out)
+        return _build_locked(src, out, names, backend, threshold, classifier_model, relabel,
+                             traces, n_traces, retrace, max_attempts, strict, progress)
+
+
+def _check_out_contents(out: Path) -> None:
+    """``out`` may hold only what a build writes (config folders with their data file, the
+    manifest, the trace resume folder): the swap replaces all of it."""
+    if not out.is_dir():
+        return
+    configs = {b.config for b in registry.BENCHMARKS}
+    foreign = []
+    for p in sorted(out.iterdir()):
+        if p.name in (MANIFEST, TRACE_CACHE_DIR) and not p.is_symlink():
+            continue
+        if p.name in configs and p.is_dir() and not p.is_symlink():
+            foreign += [f"{p.name}/{q.name}" for q in sorted(p.iterdir()) if q.name != DATA_FILE]
+            continue
+        foreign.append(p.name)
+    if foreign:
+        raise BuildError(f"--out {out} holds files a build did not write ({', '.join(foreign[:5])}"
+                         f"{', ...' if len(foreign) > 5 else ''}); a build replaces the whole "
+                         f"folder, so choose an empty or new one")
+
+
+def _build_locked(src, out: Path, names, backend, threshold, classifier_model, relabel,
+                  traces, n_traces, retrace, max_attempts, strict, progress) -> BuildResult:
+    from lm_eval_medsplit.adversarial import OFFLINE_SOURCE, add_offline_traces
+    from lm_eval_medsplit.sources import SourceError
+
     generator = None if isinstance(traces, str) else traces
     if generator is None and traces != "offline":
         raise BuildError(f"traces must be 'offline' or a trace generator, got {traces!r}")
     trace_source = OFFLINE_SOURCE if generator is None else generator.source
     labeler = Labeler(backend, threshold, classifier_model)
-    old_manifest = _read_manifest(out)
     # a build made from a build: labels kept from the source keep their classifier identity
     src_manifest = _read_manifest(Path(src.location)) if src.kind == "hub_dir" else None
     src_configs = (src_manifest or {}).get("configs") or {}
@@ -256,6 +303,7 @@ def build(source, out: str | Path, *, benchmarks: str | Sequence[str] | None = N
 
         bar = tqdm(total=len(names), desc="build", unit="benchmark", dynamic_ncols=True)
     result = BuildResult(out=out, manifest={})
+    stage = staging_dir(out)
     try:
         for name in names:
             b = registry.get_benchmark(name)
@@ -302,22 +350,26 @@ def build(source, out: str | Path, *, benchmarks: str | Sequence[str] | None = N
                     gen_stats = _model_traces(need, generator, out, b.config, n_traces,
                                               max_attempts, progress)
             inherited = (src_configs.get(b.config) or {}).get("labels") if not to_label else None
-            entry = _write_config(out, b, records, rep, src, n_traces, labels_from,
+            entry = _write_config(stage, b, records, rep, src, n_traces, labels_from,
                                   labeler if to_label else None, inherited)
             result.configs.append(ConfigBuild(b.config, b.name, records, entry, gen_stats, len(need)))
             if bar is not None:
                 bar.update(1)
+        manifest = _manifest(result.configs, src, n_traces, trace_source,
+                             labeler if any(c.entry["labels"]["from"] != "source"
+                                            for c in result.configs) else None)
+        (stage / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True,
+                                                 ensure_ascii=False) + "\n", encoding="utf-8")
+        cache = out / TRACE_CACHE_DIR
+        if cache.is_dir() and any(cache.iterdir()):  # model-trace resume files stay with DIR
+            os.replace(cache, stage / TRACE_CACHE_DIR)
+        swap_dir(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
     finally:
         if bar is not None:
             bar.close()
-
-    manifest = _manifest(result.configs, src, n_traces, trace_source,
-                         labeler if any(c.entry["labels"]["from"] != "source" for c in result.configs)
-                         else None)
-    _remove_stale(out, old_manifest, manifest)
-    with atomic_path(out / MANIFEST) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-                       encoding="utf-8")
     result.manifest = manifest
     return result
 
@@ -486,26 +538,6 @@ def _read_manifest(out: Path) -> dict[str, Any] | None:
     except (json.JSONDecodeError, OSError):
         return None
     return m if isinstance(m, dict) else None
-
-
-def _remove_stale(out: Path, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
-    """Delete data files an earlier build wrote for configs this build does not have, so
-    the directory never holds more than its manifest lists."""
-    if not old or not isinstance(old.get("configs"), dict):
-        return
-    for config, entry in old["configs"].items():
-        if config in new["configs"]:
-            continue
-        for f in entry.get("files") or []:
-            p = out / str(f.get("path", ""))
-            if p.is_file() and p.resolve().is_relative_to(out.resolve()):
-                p.unlink()
-        d = out / config
-        if d.is_dir() and not any(d.iterdir()):
-            d.rmdir()
-    cache = out / TRACE_CACHE_DIR
-    if cache.is_dir() and not any(cache.iterdir()):
-        shutil.rmtree(cache)
 
 
 # --------------------------------------------------------------------------- table

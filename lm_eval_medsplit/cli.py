@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from lm_eval_medsplit.errors import CLIError  # noqa: F401  (re-exported for command modules)
@@ -65,9 +66,27 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except CLIError as e:
-        print(f"medsplit: error: {e}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - one line for the user; MEDSPLIT_DEBUG=1 for the traceback
+        if os.environ.get("MEDSPLIT_DEBUG", "").strip() not in ("", "0"):
+            raise
+        print(f"medsplit: error: {error_line(e)}", file=sys.stderr)
         return 2
+
+
+def error_line(e: BaseException) -> str:
+    """What ``medsplit`` prints for an exception: a :class:`CLIError`'s own message; for
+    anything else (an unreadable file, a corrupt parquet, a bug) its type and message on
+    the first line, with a hint to see the traceback."""
+    if isinstance(e, CLIError) or (type(e).__module__.startswith("lm_eval_medsplit")
+                                    and isinstance(e, (ValueError, RuntimeError, LookupError))):
+        return str(e)  # the package's own errors name file, row and field
+    if isinstance(e, OSError) and e.filename is not None:
+        what = "is a directory, expected a file" if isinstance(e, IsADirectoryError) else e.strerror
+        return f"{e.filename}: {what or type(e).__name__}"
+    if isinstance(e, UnicodeError):
+        return f"{type(e).__name__}: {e}; files must be UTF-8"
+    msg = " ".join(str(e).split()) or "(no message)"
+    return f"{type(e).__name__}: {msg[:500]} (MEDSPLIT_DEBUG=1 shows the traceback)"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,18 @@ from lm_eval_medsplit.sources import Source, resolve_source, write_jsonl
 
 SUBSETS = ("reasoning", "knowledge", "all")
 ENV_CACHE = "MEDSPLIT_CACHE"
+_log = logging.getLogger("lm_eval_medsplit")
+
+
+def skipped_rows_message(report: LoadReport, strict_hint: str | None = None) -> str | None:
+    """One line for the console: how many rows of a benchmark were skipped, the first
+    reasons, and how to make them fail instead (in the caller's tool syntax)."""
+    if not report.skipped:
+        return None
+    reasons = "; ".join(f"{k} x{v}" for k, v in report.skip_reasons().most_common(3))
+    how = f"; to fail on them instead: {strict_hint}" if strict_hint else ""
+    return (f"medsplit: {report.benchmark}: skipped {report.n_skipped} invalid row(s) of "
+            f"{report.source} ({reasons}); the first: {report.skipped[0]}{how}")
 
 
 @dataclass
@@ -92,19 +105,25 @@ def cache_dir() -> Path:
 def load_eval_records(benchmark: str, source: str | Source | None = None, *,
                       revision: str | None = None, label: bool = True,
                       traces: bool = True, strict: bool = False,
-                      shared: bool = False) -> EvalSet:
+                      shared: bool = False, strict_hint: str | None = None) -> EvalSet:
     """Load one benchmark ready for evaluation (a deep copy: callers may mutate it;
     ``shared=True`` returns the process-wide cached set itself, which callers must not
     mutate, saving the copy).
 
     ``label``: records without ``is_reasoning`` are labelled by the embedded classifier.
     ``traces``: a benchmark whose records carry no adversarial traces at all (not from the
-    hub) gets offline template traces; partly traced data is left as it is."""
+    hub) gets offline template traces; partly traced data is left as it is.
+    ``strict``: an invalid row fails the load; otherwise skipped rows are counted in the
+    provenance and logged once as a warning (``strict_hint`` says how to turn strict on in
+    the caller's tool)."""
     src = resolve_source(source, revision=revision)
     key = (src.kind, src.location, src.revision, tuple(sorted(src.options.items())),
            benchmark, label, traces, strict)
     if key not in _MEMO:
         _MEMO[key] = _load(src, benchmark, label=label, traces=traces, strict=strict)
+        msg = skipped_rows_message(_MEMO[key].report, strict_hint)
+        if msg:
+            _log.warning(msg)
     return _MEMO[key] if shared else copy.deepcopy(_MEMO[key])
 
 
@@ -137,7 +156,7 @@ def _load(src: Source, benchmark: str, *, label: bool, traces: bool, strict: boo
             from lm_eval_medsplit.adversarial import add_offline_traces
 
             add_offline_traces(records)
-        write_jsonl(records, path)
+        write_jsonl(records, path, lock=False)  # a shared cache: parallel workers may race
     if needs_labels:
         labels_from = f"classifier:{ident['name']}@{ident['sha256'][:12]}"
     if needs_traces:

@@ -58,6 +58,7 @@ from lm_eval_medsplit.task_yaml import (  # naming lives with the YAMLs, importa
 METADATA_SOURCE = "source"
 METADATA_REVISION = "revision"
 METADATA_PUBMEDQA_SPLIT = "pubmedqa_split"
+METADATA_STRICT = "strict"
 
 #: Fields of every doc besides :data:`lm_eval_medsplit.samples.METADATA_KEYS`.
 DOC_FIELDS = ("question", "options", "letters", "answer_idx", "gold")
@@ -190,11 +191,17 @@ def _source_from_metadata(metadata: dict[str, Any] | None):
         raise MedsplitTaskError(f"medsplit source: {e}") from None
 
 
-def _prepared(src, benchmark: str) -> _Prepared:
+def _strict_from_metadata(metadata: dict[str, Any] | None) -> bool:
+    v = (metadata if isinstance(metadata, dict) else {}).get(METADATA_STRICT, False)
+    return v.strip().lower() in ("1", "true", "yes") if isinstance(v, str) else bool(v)
+
+
+def _prepared(src, benchmark: str, strict: bool = False) -> _Prepared:
     from lm_eval_medsplit.dataset import load_eval_records
+    from lm_eval_medsplit.schema import RecordValidationError
     from lm_eval_medsplit.sources import SourceError
 
-    key = (src.kind, src.location, src.revision, tuple(sorted(src.options.items())), benchmark)
+    key = (src.kind, src.location, src.revision, tuple(sorted(src.options.items())), benchmark, strict)
     if key not in _PREPARED:
         if src.kind in ("hub_dir", "raw_dir") and benchmark not in src.benchmarks():
             raise MedsplitTaskError(
@@ -203,7 +210,11 @@ def _prepared(src, benchmark: str) -> _Prepared:
                 f"(`medsplit lm-eval tasks --source {src.location}` prints them) or use "
                 f"the hub source.")
         try:
-            _PREPARED[key] = _Prepared(load_eval_records(benchmark, src, shared=True))
+            _PREPARED[key] = _Prepared(load_eval_records(
+                benchmark, src, shared=True, strict=strict,
+                strict_hint="--metadata '{\"strict\": true}'"))
+        except RecordValidationError as e:
+            raise MedsplitTaskError(f"medsplit source (strict): {e}") from None
         except SourceError as e:
             raise MedsplitTaskError(str(e)) from None
     return _PREPARED[key]
@@ -218,7 +229,7 @@ def load_task_docs(benchmark: str, subset: str, mode: str,
         raise MedsplitTaskError(f"unknown subset {subset!r}; choose one of {', '.join(SUBSETS)}")
     b = registry.find_benchmark(benchmark)
     name = b.name if b else benchmark
-    prep = _prepared(_source_from_metadata(metadata), name)
+    prep = _prepared(_source_from_metadata(metadata), name, _strict_from_metadata(metadata))
     if (subset, mode) in prep.docs:
         return prep.docs[(subset, mode)]
     records, subset_hash = prep.subset(subset)

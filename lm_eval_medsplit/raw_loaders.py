@@ -7,8 +7,9 @@ that cannot be read) and lets :func:`lm_eval_medsplit.schema.build_records` vali
 
 from __future__ import annotations
 
-import json
+import hashlib
 import re
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -47,11 +48,12 @@ def _need(d: Path, name: str) -> Path:
 def read_json(path: Path) -> Any:
     """A whole JSON file; an unreadable one is a :class:`RawFormatError` naming file,
     line and column."""
+    from lm_eval_medsplit import fileio
+
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise RawFormatError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+        return fileio.read_json(path)
+    except fileio.InputFileError as e:
+        raise RawFormatError(str(e)) from None
 
 
 def _get(row: Any, key: str) -> Any:
@@ -60,6 +62,23 @@ def _get(row: Any, key: str) -> Any:
     if key not in row or row[key] is None:
         raise RowError(key, "missing")
     return row[key]
+
+
+def _numbered(rows: Rows) -> Iterator[tuple[str, Any, int]]:
+    """``(location, row, n)``: ``n`` counts the file's rows from 0, blank lines excluded
+    (a blank line is reported and counted by ``iter_jsonl(count_blank=True)``, never a
+    shift of the rows after it)."""
+    n = 0
+    for loc, raw in rows:
+        if isinstance(raw, RowError) and raw.field == "<line>":
+            yield loc, raw, -1
+            continue
+        yield loc, raw, n
+        n += 1
+
+
+def _content_key(text: str) -> str:
+    return " ".join(text.split()).lower()
 
 
 def _mapped(rows: Rows, fn: Callable[[Any, str], dict]) -> Rows:
@@ -92,29 +111,42 @@ def _medqa(d: Path, **_) -> list[tuple[Path, Rows]]:
 
 def _medmcqa(d: Path, **_) -> list[tuple[Path, Rows]]:
     """MedMCQA validation: ``validation.jsonl`` (``choices`` list prefixed "A. ",
-    ``answer`` int) joined row by row with ``medmcqa_input.jsonl`` for ids and subjects
-    when present."""
+    ``answer`` int) joined with ``medmcqa_input.jsonl`` for ids and subjects when present.
+    The join is on content (the stem and its lettered choices, as the input file writes
+    them), never on line number: a blank or extra line shifts nothing. A question the
+    input file does not hold gets an id from its content hash."""
     path = _need(d, "validation.jsonl")
     ids_path = d / "medmcqa_input.jsonl"
-    side: list[dict] = []
+    side: dict[str, deque] = {}
     if ids_path.is_file():
-        side = [r if isinstance(r, dict) else {} for _, r in iter_jsonl(ids_path)]
+        for _, r in iter_jsonl(ids_path):
+            if isinstance(r, dict) and isinstance(r.get("question"), str) and r.get("id"):
+                side.setdefault(_content_key(r["question"]), deque()).append(r)
 
     def row(r, loc):
-        i = int(loc.split()[-1]) - 1
         choices = _get(r, "choices")
         if not isinstance(choices, list):
             raise RowError("choices", "expected a list")
         ans = _get(r, "answer")
-        if not isinstance(ans, int) or not 0 <= ans < len(choices):
+        if isinstance(ans, bool) or not isinstance(ans, int) or not 0 <= ans < len(choices):
             raise RowError("answer", f"expected an index 0..{len(choices) - 1}, got {ans!r}")
-        info = side[i] if i < len(side) else {}
-        return {"id": str(info.get("id") or f"medmcqa-{i}"),
-                "question": _get(r, "question"),
-                "options": [_MEDMCQA_PREFIX.sub("", str(c), count=1) for c in choices],
+        question = _get(r, "question")
+        if not isinstance(question, str):
+            raise RowError("question", f"expected a string, got {type(question).__name__}")
+        for k, c in enumerate(choices):
+            if not isinstance(c, str):
+                raise RowError("choices", f"choice {k} must be text, got "
+                                          f"{'null' if c is None else type(c).__name__}")
+        options = [_MEDMCQA_PREFIX.sub("", c, count=1) for c in choices]
+        key = _content_key(question + "\nAnswer Choices: "
+                           + " ".join(f"({LETTERS[k]}) {o}" for k, o in enumerate(options)))
+        queue = side.get(key)
+        info = queue.popleft() if queue else {}
+        rid = info.get("id") or "medmcqa-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+        return {"id": str(rid), "question": question, "options": options,
                 "answer_idx": LETTERS[ans],
                 "meta": {k: info.get(k) for k in ("subject_name", "topic_name") if info.get(k)}}
-    return [(path, _mapped(iter_jsonl(path), row))]
+    return [(path, _mapped(iter_jsonl(path, count_blank=True), row))]
 
 
 def _pubmedqa(d: Path, *, pubmedqa_split: str = "all", **_) -> list[tuple[Path, Rows]]:
@@ -154,15 +186,22 @@ def _pubmedqa(d: Path, *, pubmedqa_split: str = "all", **_) -> list[tuple[Path, 
 def _medbullets(config: str):
     def load(d: Path, **_) -> list[tuple[Path, Rows]]:
         """MedBullets in the MedReason/m1 jsonl format (``question, options,
-        answer_idx, answer``; ids are the row index)."""
+        answer_idx, answer``; ids are the row's index in the file, blank lines not
+        counted: a blank line is skipped and reported, never a shift)."""
         path = _need(d, f"{config}.jsonl")
 
-        def row(r, loc):
-            i = int(loc.split()[-1]) - 1
-            return {"id": str(r.get("id", i)) if isinstance(r, dict) else str(i),
-                    "question": _get(r, "question"), "options": _get(r, "options"),
-                    "answer_idx": _get(r, "answer_idx"), "answer": r.get("answer")}
-        return [(path, _mapped(iter_jsonl(path), row))]
+        def rows() -> Rows:
+            for loc, r, i in _numbered(iter_jsonl(path, count_blank=True)):
+                if isinstance(r, RowError):
+                    yield loc, r
+                    continue
+                try:
+                    yield loc, {"id": str(r.get("id", i)) if isinstance(r, dict) else str(i),
+                                "question": _get(r, "question"), "options": _get(r, "options"),
+                                "answer_idx": _get(r, "answer_idx"), "answer": r.get("answer")}
+                except RowError as e:
+                    yield loc, e
+        return [(path, rows())]
     return load
 
 

@@ -132,10 +132,15 @@ class RecordValidationError(ValueError):
 
     def __init__(self, problems: Sequence[Problem], limit: int = 50):
         self.problems = list(problems)
+        if not self.problems:
+            super().__init__("no valid row (the input is empty)")
+            return
         shown = "\n".join(f"  - {p}" for p in self.problems[:limit])
         more = len(self.problems) - limit
         tail = f"\n  ... and {more} more" if more > 0 else ""
-        super().__init__(f"{len(self.problems)} invalid row(s):\n{shown}{tail}")
+        # the first line names file, line and field on its own; the list follows
+        head = f"{len(self.problems)} invalid row(s); the first: {self.problems[0]}"
+        super().__init__(head if len(self.problems) == 1 else f"{head}\n{shown}{tail}")
 
 
 class RowError(ValueError):
@@ -201,13 +206,40 @@ def coerce_options(value: Any) -> dict[str, str]:
         for k, v in value.items():
             if v is None:
                 continue  # hub rows padded with nulls for absent options
-            out[str(k).strip().upper()] = str(v)
+            out[str(k).strip().upper()] = _option_text(v, k)
         return dict(sorted(out.items(), key=lambda kv: (len(kv[0]), kv[0])))
     if isinstance(value, (list, tuple)):
         if len(value) > len(LETTERS):
             raise RowError("options", f"{len(value)} options; at most {len(LETTERS)} supported")
-        return {LETTERS[i]: str(v) for i, v in enumerate(value)}
+        return {LETTERS[i]: _option_text(v, LETTERS[i]) for i, v in enumerate(value)}
     raise RowError("options", f"expected a dict or a list, got {type(value).__name__}")
+
+
+def _option_text(v: Any, letter: Any) -> str:
+    """An option's text: a string, or a number written as text; ``None``, booleans and
+    containers are refused (``str(None)`` would make an option called "None")."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return str(v)
+    got = "null" if v is None else type(v).__name__
+    raise RowError("options", f"option {letter} must be text, got {got}")
+
+
+def _text_field(row: Mapping[str, Any], key: str) -> str:
+    v = row[key]
+    if not isinstance(v, str):
+        raise RowError(key, f"expected a string, got {type(v).__name__} {str(v)[:40]!r}")
+    return v
+
+
+def _id_field(row: Mapping[str, Any]) -> str:
+    v = row["id"]
+    if isinstance(v, str):
+        return v
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    raise RowError("id", f"expected a string or an integer, got {type(v).__name__} {str(v)[:40]!r}")
 
 
 def _opt_float(row: Mapping[str, Any], key: str) -> float | None:
@@ -220,6 +252,8 @@ def _opt_float(row: Mapping[str, Any], key: str) -> float | None:
         raise RowError(key, f"expected a number, got {v!r}") from None
     if math.isnan(f):
         return None
+    if math.isinf(f):
+        raise RowError(key, f"expected a finite number, got {v!r}")
     return f
 
 
@@ -273,17 +307,21 @@ def record_from_row(row: Mapping[str, Any], benchmark: str, *, keep_extra: bool 
     options = coerce_options(row["options"])
     ans = row.get("answer_idx")
     if ans is not None:
-        ans = str(ans).strip().upper() or None
+        if not isinstance(ans, str):
+            raise RowError("answer_idx", f"expected a letter, got {type(ans).__name__} {ans!r}")
+        ans = ans.strip().upper() or None
     meta = row.get("meta") or {}
     if not isinstance(meta, Mapping):
         raise RowError("meta", "expected an object")
     extra = {k: v for k, v in row.items() if k not in _KNOWN_INPUT_KEYS and
              not k.startswith("adversarial_trace_")} if keep_extra else {}
     answer = row.get("answer")
+    if isinstance(answer, (bool, list, dict)):
+        raise RowError("answer", f"expected the gold option's text, got {type(answer).__name__}")
     return MCQRecord(
-        id=str(row["id"]),
+        id=_id_field(row),
         benchmark=str(row.get("benchmark") or benchmark),
-        question=str(row["question"]),
+        question=_text_field(row, "question"),
         options=options,
         answer_idx=ans,
         answer=None if answer is None else str(answer),
@@ -363,17 +401,24 @@ def build_records(
         yield rec
 
 
-def iter_jsonl(path) -> Iterator[tuple[str, Any]]:
-    """``(\"line N\", obj)`` for each non-blank line; a line that is not JSON yields a
-    :class:`RowError` in place of the object so the caller can report it."""
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield f"line {i}", json.loads(line)
-            except json.JSONDecodeError as e:
-                yield f"line {i}", RowError("<json>", f"broken JSON line ({e.msg} at column {e.colno})")
+def iter_jsonl(path, *, count_blank: bool = False) -> Iterator[tuple[str, Any]]:
+    """``(\"line N\", obj)`` for each non-blank line; a line that is not JSON (syntax,
+    NaN/Infinity, an integer over Python's digit limit, nesting too deep, a lone
+    surrogate) yields a :class:`RowError` in place of the object so the caller can report
+    it. With ``count_blank`` a blank line yields a :class:`RowError` too (a source whose
+    rows are matched by position must count it, never shift). A file that is not UTF-8
+    raises :class:`~lm_eval_medsplit.fileio.InputFileError` naming line and column."""
+    from lm_eval_medsplit.fileio import JSONProblem, iter_lines, parse_json
+
+    for i, line in iter_lines(path):
+        if not line.strip():
+            if count_blank:
+                yield f"line {i}", RowError("<line>", "blank line")
+            continue
+        try:
+            yield f"line {i}", parse_json(line)
+        except JSONProblem as e:
+            yield f"line {i}", RowError("<json>", f"broken JSON line at column {e.column}: {e.msg}")
 
 
 def iter_json_objects(path) -> Iterator[tuple[str, Any]]:

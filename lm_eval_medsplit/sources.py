@@ -162,8 +162,8 @@ def resolve_source(source: str | os.PathLike | Source | None = None, *,
     manifest = path / "manifest.json"
     if kind == "hub_dir" and manifest.is_file():
         try:
-            rev = json.loads(manifest.read_text()).get("revision")
-        except (json.JSONDecodeError, OSError, AttributeError):
+            rev = json.loads(manifest.read_text(encoding="utf-8")).get("revision")
+        except (ValueError, OSError, AttributeError, RecursionError):
             rev = None
     return Source(kind, str(path.resolve()), revision=rev, options=opts)
 
@@ -324,9 +324,15 @@ def _load_hub_dir(d: Path, b: registry.Benchmark, report: LoadReport) -> list[MC
 
 def _iter_table_rows(path: Path) -> Iterator[tuple[str, Any]]:
     if path.suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        for i, row in enumerate(pq.read_table(path).to_pylist()):
+        try:
+            rows = pq.read_table(path).to_pylist()
+        except (pa.ArrowException, OSError) as e:
+            raise SourceError(f"{path}: not a readable parquet file ({type(e).__name__}: "
+                              f"{' '.join(str(e).split())[:200]})") from None
+        for i, row in enumerate(rows):
             yield f"row {i}", row
     elif path.suffix == ".jsonl":
         yield from iter_jsonl(path)
@@ -391,12 +397,12 @@ def load_jsonl_records(path: str | Path, *, strict: bool = False) -> tuple[list[
     return records, report
 
 
-def write_jsonl(records, path: str | Path) -> None:
+def write_jsonl(records, path: str | Path, *, lock: bool = True) -> None:
     """Write records as canonical JSONL (unknown input fields written back untouched),
-    atomically."""
+    atomically (and under the output lock unless ``lock=False``)."""
     from lm_eval_medsplit.fileio import write_jsonl_rows
 
-    write_jsonl_rows(path, (r.to_dict() for r in records))
+    write_jsonl_rows(path, (r.to_dict() for r in records), lock=lock)
 
 
 __all__ = [

@@ -343,22 +343,24 @@ def test_resume_after_interruption(ten, tmp_path):
         with pytest.raises(Stop):
             generate_traces(copy.deepcopy(ten), gen, out=out, chunk_size=4, progress=False,
                             on_chunk=stop_after_first)
-        assert len(out.read_text().splitlines()) == 4  # the finished chunk is on disk
+        part = out.with_name(out.name + ".partial")
+        assert not out.exists()  # --out is written only when the run completes...
+        assert len(part.read_text().splitlines()) == 4  # ...the finished chunk is in the resume file
         # simulate a kill in the middle of a line: a truncated last line is ignored...
-        with open(out, "a") as f:
+        with open(part, "a") as f:
             f.write('{"id": "half')
         # ...and cut off before appending, so a second interrupted run leaves a file that
         # still resumes (it used to write onto the half line, and then every run failed)
         with pytest.raises(Stop):
             generate_traces(copy.deepcopy(ten), gen, out=out, chunk_size=4, progress=False,
                             on_chunk=stop_after_first)
-        assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [r.id for r in ten[:8]]
+        assert [json.loads(line)["id"] for line in part.read_text().splitlines()] == [r.id for r in ten[:8]]
         n = len(srv.log)
         _, st = generate_traces(copy.deepcopy(ten), gen, out=out, chunk_size=4, progress=False)
         gen.close()
         assert st.resumed == 8 and st.requested == 6 and st.accepted == 6
         assert len(srv.log) - n == 6
-    assert len(out.read_text().splitlines()) == 10
+    assert len(out.read_text().splitlines()) == 10 and not part.exists()
 
 
 def test_on_reject_offline_marks_mixed_source(ten, tmp_path):
@@ -460,7 +462,7 @@ def test_cli_bad_input(tmp_path, capsys):
                    '{"id": "2", "question": "Which?", "options": ["a", "b"], "answer_idx": "B"}\n'
                    '{"id": "3", "question": "Which?", "options": ["a", "b", "c"]}\n')
     out = tmp_path / "o.jsonl"
-    assert main(["adversarial", "generate", str(inp), "--out", str(out), "--offline"]) == 2
+    assert main(["adversarial", "generate", str(inp), "--out", str(out), "--offline", "--strict"]) == 2
     err = capsys.readouterr().err
     assert "2 record(s) cannot get adversarial traces" in err and "record '3' of in" in err
     assert main(["adversarial", "generate", str(inp), "--out", str(out), "--offline", "--lenient"]) == 0

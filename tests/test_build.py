@@ -156,7 +156,7 @@ def test_named_errors(labelled_dir, tmp_path, raw_dir):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    with pytest.raises(BuildError, match="not a build"):
+    with pytest.raises(BuildError, match="holds files a build did not write"):
         build(labelled_dir, foreign, benchmarks="medqa", progress=False)
     with pytest.raises(BuildError, match="neither 'hub' nor an existing"):
         build(tmp_path / "missing", tmp_path / "x", progress=False)

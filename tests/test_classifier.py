@@ -436,7 +436,7 @@ def test_classify_cli_bad_lines_name_file_line_and_field(tmp_path, capsys):
     ]
     src = _write_jsonl(tmp_path / "bad.jsonl", lines)
     out = tmp_path / "out.jsonl"
-    assert main(["classify", str(src), "--out", str(out)]) == 2
+    assert main(["classify", str(src), "--out", str(out), "--strict"]) == 2
     err = capsys.readouterr().err
     assert "4 invalid line(s), nothing written" in err
     assert f"{src}: line 2: field 'options': missing" in err

@@ -116,13 +116,13 @@ def test_score_writes_pred_method_correct(tmp_path, capsys):
 def test_score_bad_line_names_line_and_field(tmp_path):
     inp = tmp_path / "outs.jsonl"
     _write(inp, [{"output": "Answer: A", "options": ["x", "y"]}, {"options": ["x"]}])
-    p = run("score", str(inp), check=False)
+    p = run("score", str(inp), "--strict", check=False)
     assert p.returncode == 2 and f"{inp}: line 2: field 'output': missing" in p.stderr
     _write(inp, [{"output": "Answer: A", "options": ["x", "y"], "answer_idx": "Q"}])
-    p = run("score", str(inp), check=False)
+    p = run("score", str(inp), "--strict", check=False)
     assert f"{inp}: line 1: field 'answer_idx': 'Q' is not one of A, B" in p.stderr
     inp.write_text('{"output": "Answer: A", "options": ["x", "y"]}\n{"output": \n[1, 2]\n')
-    p = run("score", str(inp), check=False)
+    p = run("score", str(inp), "--strict", check=False)
     assert p.returncode == 2 and f"{inp}: line 2: field '<json>': broken JSON line" in p.stderr
     assert "3 invalid line(s)" not in p.stderr and "2 invalid line(s)" in p.stderr  # line 3 too
 
@@ -134,7 +134,7 @@ def test_score_names_every_bad_line_and_writes_nothing(tmp_path):
         {"options": ["x"]}, {"output": "Answer: A", "options": 5},
         {"output": "Answer: A", "options": ["x", "y"], "answer_idx": "Q"}] + [{"output": 1}] * 30
     _write(inp, rows)
-    p = run("score", str(inp), "--out", str(out), check=False)
+    p = run("score", str(inp), "--out", str(out), "--strict", check=False)
     assert p.returncode == 2
     assert "33 invalid line(s)" in p.stderr and "... and 13 more" in p.stderr
     for where in ("line 4: field 'output': missing", "line 5: field 'options'",

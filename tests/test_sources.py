@@ -179,7 +179,7 @@ def test_corrupted_pubmedqa_key_and_broken_file(raw_dir, tmp_path):
     assert f"{path}: key 21645374: field 'final_decision': expected yes/no/maybe, got 'perhaps'" in msgs
     assert any("field 'QUESTION': missing" in m for m in msgs) and rep.n_records == 998
     path.write_text(path.read_text()[:-10])
-    with pytest.raises(ValueError, match=r"ori_pqal.json: not valid JSON"):
+    with pytest.raises(ValueError, match=r"ori_pqal.json:1:\d+: not valid JSON: Unterminated string starting$"):
         resolve_source(root).load("pubmedqa")
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ import numpy as np
 
 DEFAULT_BASE = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext"
 META_FILE = "medsplit_classifier.json"
+#: The commit of the published classifier that a hub load pins (None: not yet known
+#: offline; set it to the sha of zou-lab/BioMedBERT-Knowledge-vs-Reasoning's main).
+PUBLISHED_TRANSFORMER_REVISION: str | None = None
 ID2LABEL = {0: "Knowledge", 1: "Reasoning"}
 
 
@@ -84,6 +88,13 @@ class TransformerClassifier:
         local = Path(self.model_id)
         self.is_local = local.is_dir()
         kw = {"local_files_only": True} if self.is_local else {}
+        if not self.is_local:  # a hub id loads one pinned commit ($MEDSPLIT_CLASSIFIER_REVISION overrides)
+            from lm_eval_medsplit.classifier import PUBLISHED_TRANSFORMER_MODEL
+
+            rev = os.environ.get("MEDSPLIT_CLASSIFIER_REVISION") or (
+                PUBLISHED_TRANSFORMER_REVISION if self.model_id == PUBLISHED_TRANSFORMER_MODEL else None)
+            if rev:
+                kw["revision"] = rev
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_id, **kw)
             self.model = AutoModelForSequenceClassification.from_pretrained(self.model_id, **kw)

@@ -18,8 +18,11 @@ stays empty (or, with --on-reject offline, gets the offline template and the rec
 adversarial_source says "+offline-template"). Each record keeps per-trace status,
 attempts and reasons in meta.adversarial_generation.
 
-with --model or --endpoint, re-running with the same --out skips finished records and
-asks only for missing traces (--offline traces are deterministic and simply made again).
+with --model or --endpoint, finished records go to the resume file OUT.partial as the run
+goes; --out is replaced only when the run completes, so a killed or failed run leaves an
+earlier --out whole. Re-running with the same --out skips finished records and asks only
+for missing traces (--offline traces are deterministic and simply made again). A dead
+endpoint stops the run after 16 calls in a row fail; run the same command again to resume.
 
 examples:
   medsplit adversarial generate mine.jsonl --out mine.traces.jsonl --offline
@@ -67,8 +70,12 @@ def register(sub) -> None:
     g.add_argument("--batch-size", type=_at_least_one, default=8, help="--model: prompts per generate call (default 8)")
     g.add_argument("--max-new-tokens", type=_at_least_one, default=1024, help="tokens per trace (default 1024)")
     g.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default 0.7)")
-    g.add_argument("--lenient", action="store_true", help="skip invalid input rows instead of failing")
-    g.add_argument("--no-resume", action="store_true", help="ignore an existing --out file")
+    from lm_eval_medsplit.commands.common import add_strictness_args
+
+    add_strictness_args(g, "row")
+    g.add_argument("--no-resume", action="store_true",
+                   help="ignore an existing --out and its resume file (--out itself is kept until "
+                        "the new run replaces it at the end)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--json", action="store_true", help="print the run's counts as JSON")
     g.set_defaults(func=cmd_generate)
@@ -93,20 +100,22 @@ def _load_input(args):
             if args.source or args.benchmark:
                 raise CLIError("give either an input file or --source/--benchmark, not both")
             if not args.input.is_file():
-                raise CLIError(f"{args.input}: no such file")
-            records, rep = load_jsonl_records(args.input, strict=not args.lenient)
+                raise CLIError(f"{args.input}: no such file"
+                               + (" (it is a directory)" if args.input.is_dir() else ""))
+            records, rep = load_jsonl_records(args.input, strict=args.strict)
         else:
             if not args.benchmark:
                 raise CLIError("give an input JSONL file, or --source and --benchmark")
-            records, rep = open_source(args).load(args.benchmark, strict=not args.lenient)
+            records, rep = open_source(args).load(args.benchmark, strict=args.strict)
     except RecordValidationError as e:
-        raise CLIError(f"invalid input (use --lenient to skip bad rows):\n{e}") from None
+        raise CLIError(f"invalid input (--strict): {e}") from None
     except (SourceError, KeyError) as e:
         raise CLIError(str(e)) from None
     if rep.n_skipped:
         reasons = "; ".join(f"{k} x{v}" for k, v in rep.skip_reasons().most_common())
-        print(f"skipped {rep.n_skipped} invalid row(s) of {rep.source} ({reasons})", file=sys.stderr)
-    if args.lenient:  # rows that are valid records but cannot get traces (e.g. no gold letter)
+        print(f"skipped {rep.n_skipped} invalid row(s) of {rep.source} ({reasons}); the first: "
+              f"{rep.skipped[0]}", file=sys.stderr)
+    if not args.strict:  # rows that are valid records but cannot get traces (e.g. no gold letter)
         from lm_eval_medsplit.adversarial import trace_input_problems
 
         problems = trace_input_problems(records)
@@ -123,7 +132,12 @@ def _load_input(args):
 def cmd_generate(args) -> int:
     from lm_eval_medsplit.adversarial import TraceInputError
     from lm_eval_medsplit.errors import CLIError
+    from lm_eval_medsplit.fileio import check_output_file, same_file
 
+    check_output_file(args.out)
+    if args.input is not None and args.out.exists() and same_file(args.out, args.input):
+        raise CLIError(f"--out {args.out} is the input file; write the traces to another file "
+                       f"(it is also the resume file)")
     records = _load_input(args)
     if args.offline:
         stats = _offline(records, args)
@@ -138,7 +152,7 @@ def cmd_generate(args) -> int:
             _, st = generate_traces(records, gen, n=args.n, max_attempts=args.max_attempts,
                                     out=args.out, resume=not args.no_resume,
                                     on_reject=args.on_reject, progress=not args.no_progress)
-        except (TraceInputError, ValueError) as e:
+        except (TraceInputError, GenerationError, ValueError) as e:
             raise CLIError(str(e)) from None
         finally:
             gen.close()

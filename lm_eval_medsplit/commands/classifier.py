@@ -67,6 +67,9 @@ def register(sub) -> None:
     p.add_argument("--threshold", type=float, default=None,
                    help="is_reasoning = reasoning_prob >= threshold (default: the classifier's own)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from lm_eval_medsplit.commands.common import add_strictness_args
+
+    add_strictness_args(p, "line")
     p.set_defaults(func=cmd_classify)
 
     g = sub.add_parser("classifier", help="train, evaluate or describe the reasoning classifier",
@@ -171,11 +174,14 @@ def _check_threshold(t):
 
 def read_question_lines(path: Path) -> tuple[list[dict], list[str], list]:
     """Rows of a JSONL file, their classifier texts, and the problems found (file, line,
-    field); a row with a problem gets no text."""
+    field); a row with a problem gets no text. Rows are checked as the canonical record
+    schema checks them (types, at least 2 options, a gold letter among the options, no
+    duplicate id)."""
     from lm_eval_medsplit.classifier import ClassifierInputError, classifier_text
-    from lm_eval_medsplit.schema import Problem, RowError, iter_json_objects
+    from lm_eval_medsplit.schema import Problem, RowError, iter_json_objects, record_from_row, validate_record
 
     rows, texts, problems = [], [], []
+    seen: dict[str, str] = {}
     for loc, row in iter_json_objects(path):
         if isinstance(row, RowError):
             problems.append(Problem(str(path), loc, row.field, row.message))
@@ -184,10 +190,22 @@ def read_question_lines(path: Path) -> tuple[list[dict], list[str], list]:
             problems.append(Problem(str(path), loc, "id", "missing" if row.get("id") is None else "empty"))
             continue
         try:
+            rec = record_from_row(row, path.stem)
+            errs = validate_record(rec)
             text = classifier_text(row)
+        except RowError as e:
+            problems.append(Problem(str(path), loc, e.field, e.message))
+            continue
         except ClassifierInputError as e:
             problems.append(Problem(str(path), loc, e.field, e.message))
             continue
+        key = f"{rec.benchmark}\x00{rec.id}"
+        if key in seen:
+            errs.append(("id", f"duplicate id {rec.id!r} (first at {seen[key]})"))
+        if errs:
+            problems.extend(Problem(str(path), loc, f, m) for f, m in errs)
+            continue
+        seen[key] = loc
         rows.append(row)
         texts.append(text)
     return rows, texts, problems
@@ -202,15 +220,25 @@ def cmd_classify(args) -> int:
     if args.file is None and args.benchmark is None:
         raise CLIError("give an input JSONL file, or --benchmark B to label a benchmark of "
                        "--source S (default $MEDSPLIT_SOURCE or the hub)")
+    from lm_eval_medsplit.commands.common import report_skips
+    from lm_eval_medsplit.fileio import check_output_file, same_file
+
     progress = False if args.no_progress else None
+    check_output_file(args.out)
     if args.file is not None:
         if not args.file.is_file():
-            raise CLIError(f"{args.file}: no such file")
+            raise CLIError(f"{args.file}: no such file" + (" (it is a directory)" if args.file.is_dir() else ""))
+        if args.out.exists() and same_file(args.out, args.file):
+            raise CLIError(f"--out {args.out} is the input file; write the labels elsewhere")
         rows, texts, problems = read_question_lines(args.file)
-        if problems:
+        if problems and (args.strict or not rows):
             shown = "\n".join(f"  - {p}" for p in problems[:20])
             more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-            raise CLIError(f"{len(problems)} invalid line(s), nothing written:\n{shown}{more}")
+            raise CLIError(f"{len(problems)} invalid line(s), nothing written; the first: {problems[0]}"
+                           + (f"\n{shown}{more}" if len(problems) > 1 else ""))
+        if not rows:
+            raise CLIError(f"{args.file}: no question to label (the file is empty); nothing written")
+        report_skips(problems, "line")
         clf = _classifier(args)
         probs = clf.predict_proba(texts, progress=progress if progress is not None else len(texts) >= 2000)
         t = float(clf.threshold if args.threshold is None else args.threshold)
@@ -230,7 +258,7 @@ def cmd_classify(args) -> int:
 
         src = open_source(args)
         try:
-            records, report = src.load(args.benchmark)
+            records, report = src.load(args.benchmark, strict=args.strict)
         except SourceError as e:
             raise CLIError(str(e)) from None
         if report.skipped:
@@ -272,9 +300,12 @@ def _load_labelled(data, split, part, label_field):
 def cmd_train(args) -> int:
     from lm_eval_medsplit.classifier import classifier_texts
     from lm_eval_medsplit.cli import CLIError
+    from lm_eval_medsplit.fileio import check_output_dir, check_output_file
 
     if args.backend == "embedded":
         _need_sklearn("medsplit classifier train")
+    # before any work: a bad --out is found now, not after the training
+    (check_output_file if args.backend == "embedded" else check_output_dir)(args.out)
     if args.split is not None and args.part is None:
         args.part = "train"
     records, labels = _load_labelled(args.data, args.split, args.part, args.label_field)

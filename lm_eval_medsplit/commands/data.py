@@ -75,6 +75,8 @@ def cmd_validate(args) -> int:
 
     src = open_source(args)
     names = args.benchmark or src.benchmarks()
+    if not names:
+        raise CLIError(f"{src.location}: no benchmark to validate (the source is empty)")
     reports = []
     failed: list[str] = []
     for name in names:
@@ -95,7 +97,9 @@ def cmd_validate(args) -> int:
             for name, why in src.absent().items():
                 console().print(f"  not in this source: {name} ({why})", markup=False)
     if failed:
-        raise CLIError("strict validation failed:\n" + "\n".join(failed))
+        raise CLIError(f"strict validation failed: {failed[0]}" + "".join(f"\n{f}" for f in failed[1:]))
+    if reports and not any(r.n_records or r.n_skipped for r in reports):
+        raise CLIError(f"{src.location}: no row at all in {', '.join(names)} (the source is empty)")
     return 0
 
 

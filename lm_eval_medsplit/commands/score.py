@@ -45,6 +45,9 @@ def register(sub) -> None:
     p.add_argument("--style", choices=STYLES, default="cot",
                    help="scoring style: paper also reads \\boxed{} holding an option's text or "
                         "'X. text' the way the BioMed-R1 authors' pipeline does (default cot)")
+    from lm_eval_medsplit.commands.common import add_strictness_args
+
+    add_strictness_args(p, "line")
     p.set_defaults(func=cmd_score)
 
 
@@ -56,6 +59,8 @@ class ScoreSummary:
     parsed_gold: int = 0
     correct: int = 0
     methods: Counter = field(default_factory=Counter)
+    skipped: list = field(default_factory=list)
+    """Problems of the lines skipped in lenient mode."""
 
     def add(self, letter: str | None, method: str, gold: str | None) -> bool | None:
         """Count one output; ``correct`` (``None`` without a gold letter)."""
@@ -78,7 +83,10 @@ class ScoreSummary:
                 "accuracy": ratio(self.correct, self.n_gold),
                 "parse_rate": ratio(self.parsed, self.n),
                 "accuracy_when_parsed": ratio(self.correct, self.parsed_gold),
-                "methods": dict(self.methods.most_common())}
+                "methods": dict(self.methods.most_common()),
+                "skipped": len({(p.file, p.location) for p in self.skipped}),
+                "skip_reasons": dict(Counter(f"{p.field}: {p.message.split(' (')[0][:60]}"
+                                             for p in self.skipped).most_common())}
 
 
 MAX_SHOWN = 20
@@ -89,9 +97,13 @@ class ScoreInputError(ValueError):
 
     def __init__(self, problems: list[str]):
         self.problems = problems
+        if not problems:
+            super().__init__("no line to score (the input is empty)")
+            return
         shown = "\n".join(f"  - {p}" for p in problems[:MAX_SHOWN])
         more = f"\n  ... and {len(problems) - MAX_SHOWN} more" if len(problems) > MAX_SHOWN else ""
-        super().__init__(f"{len(problems)} invalid line(s):\n{shown}{more}")
+        super().__init__(f"{len(problems)} invalid line(s); the first: {problems[0]}"
+                         + (f"\n{shown}{more}" if len(problems) > 1 else ""))
 
 
 class GroupFieldError(ValueError):
@@ -108,24 +120,32 @@ def _check_line(row: dict, coerce_options) -> tuple[str, dict, str | None]:
     if "options" not in row:
         raise RowError("options", "missing")
     options = coerce_options(row["options"])  # raises RowError("options", ...)
+    if len(options) < 2:
+        raise RowError("options", f"needs at least 2 options, got {len(options)}")
     gold = row.get("answer_idx")
     if gold is not None:
-        gold = str(gold).strip().upper()
+        if not isinstance(gold, str):
+            raise RowError("answer_idx", f"expected a letter, got {type(gold).__name__} {gold!r}")
+        gold = gold.strip().upper()
         if gold not in options:
             raise RowError("answer_idx", f"{gold!r} is not one of {', '.join(options)}")
     return output, options, gold
 
 
 def score_lines(path: Path, *, fuzzy: bool = True, out=None, style: str = "cot",
-                group_by: str | None = None, groups: dict | None = None) -> ScoreSummary:
+                group_by: str | None = None, groups: dict | None = None,
+                strict: bool = True) -> ScoreSummary:
     """Score every line of ``path`` (writing each scored line to ``out`` when given).
-    Bad lines are all collected and raised together as :class:`ScoreInputError` at the
-    end, so one run names every problem; a caller writing ``out`` then discards it. With
-    ``group_by``, ``groups`` (a dict) receives one :class:`ScoreSummary` per value of that
-    field (lines without it under ``"(missing)"``)."""
+    Strict: bad lines are all collected and raised together as :class:`ScoreInputError`
+    at the end, so one run names every problem; a caller writing ``out`` then discards
+    it. Lenient: bad lines are skipped and kept in ``summary.skipped``. A file without a
+    valid line raises :class:`ScoreInputError` in both modes. With ``group_by``,
+    ``groups`` (a dict) receives one :class:`ScoreSummary` per value of that field (lines
+    without it under ``"(missing)"``)."""
     if group_by is not None and groups is None:
         groups = {}
-    from lm_eval_medsplit.schema import RowError, coerce_options, iter_json_objects
+    from lm_eval_medsplit.fileio import dumps_row
+    from lm_eval_medsplit.schema import Problem, RowError, coerce_options, iter_json_objects
     from lm_eval_medsplit.scoring import Outcome, extract_answer
 
     summary = ScoreSummary()
@@ -139,9 +159,9 @@ def score_lines(path: Path, *, fuzzy: bool = True, out=None, style: str = "cot",
                 raise row
             output, options, gold = _check_line(row, coerce_options)
         except RowError as e:
-            problems.append(f"{path}: {loc}: field {e.field!r}: {e.message}")
+            problems.append(Problem(str(path), loc, e.field, e.message))
             continue
-        if problems:  # the output is discarded anyway: only check the rest
+        if problems and strict:  # the output is discarded anyway: only check the rest
             continue
         ex = extract_answer(output, options, fuzzy=fuzzy, style=style)
         correct = summary.add(ex.letter, ex.method, gold)
@@ -154,12 +174,13 @@ def score_lines(path: Path, *, fuzzy: bool = True, out=None, style: str = "cot",
                        outcome=(Outcome.UNPARSED if ex.letter is None else
                                 Outcome.CORRECT if correct else Outcome.INCORRECT).value
                        if gold is not None else None)
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-    if problems:
+            out.write(dumps_row(row) + "\n")
+    if (problems and strict) or summary.n == 0:
         raise ScoreInputError(problems)
     if group_by is not None and summary.n and set(groups) == {MISSING}:
         raise GroupFieldError(f"{path}: no line has the field {group_by!r} (--group-by); "
                               f"fields of the first line: {', '.join(first_fields)}")
+    summary.skipped = problems
     return summary
 
 
@@ -181,12 +202,17 @@ def _group_table(field_name: str, groups: dict, pct):
 
 def cmd_score(args) -> int:
     from lm_eval_medsplit.cli import CLIError
-    from lm_eval_medsplit.fileio import atomic_path
+    from lm_eval_medsplit.fileio import atomic_path, check_output_file, same_file
 
     if not args.file.is_file():
-        raise CLIError(f"{args.file}: no such file")
+        raise CLIError(f"{args.file}: no such file" + (" (it is a directory)" if args.file.is_dir() else ""))
+    if args.out:
+        check_output_file(args.out)
+        if args.out.exists() and same_file(args.out, args.file):
+            raise CLIError(f"--out {args.out} is the input file; write the scores elsewhere")
     groups: dict[str, ScoreSummary] = {}
-    kw = dict(fuzzy=not args.no_fuzzy, style=args.style, group_by=args.group_by, groups=groups)
+    kw = dict(fuzzy=not args.no_fuzzy, style=args.style, group_by=args.group_by, groups=groups,
+              strict=args.strict)
     try:
         if args.out:
             with atomic_path(args.out) as tmp, open(tmp, "w", encoding="utf-8") as out:
@@ -195,6 +221,9 @@ def cmd_score(args) -> int:
             summary = score_lines(args.file, **kw)
     except (ScoreInputError, GroupFieldError) as e:
         raise CLIError(f"{e}" + (f"\nnothing written to {args.out}" if args.out else "")) from None
+    from lm_eval_medsplit.commands.common import report_skips
+
+    report_skips(summary.skipped, "line")
     d = summary.as_dict()
     if args.group_by:
         d["group_by"] = args.group_by

@@ -227,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"medsplit-train: error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         return 2
+    from lm_eval_medsplit.errors import CLIError
+    from lm_eval_medsplit.schema import RecordValidationError
     from lm_eval_medsplit.sources import SourceError
     from lm_eval_medsplit.train.data import TrainDataError
 
@@ -237,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         run(command, parsed=parsed)
-    except (TrainDataError, SourceError) as e:
+    except (TrainDataError, SourceError, RecordValidationError, CLIError) as e:
         print(f"medsplit-train: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -85,6 +85,8 @@ class MedsplitTrainArguments:
     dataset_split: str = field(default=TRAIN_SPLIT, metadata={"help": "split to train on"})
     dataset_revision: str | None = field(default=None, metadata={"help": "hub revision of the training set (default: main, resolved to its "
                                   "commit sha, which the run records)"})
+    dataset_strict: bool = field(default=False, metadata={
+        "help": "fail on any invalid training row (default: skip it, count it, and warn with the reasons)"})
     reasoning_threshold: float | None = field(
         default=None,
         metadata={"help": "keep rows with reasoning_prob at or above this value, the classifier's is_reasoning "
@@ -684,7 +686,13 @@ def prepare_training_data(args: MedsplitTrainArguments, task: str, *, tokenizer=
     if task not in TASKS:
         raise TrainDataError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     records, load_report = load_train_records(args.dataset_source, args.dataset_config,
-                                              split=args.dataset_split, revision=args.dataset_revision)
+                                              split=args.dataset_split, revision=args.dataset_revision,
+                                              strict=getattr(args, "dataset_strict", False))
+    from lm_eval_medsplit.dataset import skipped_rows_message
+
+    skipped = skipped_rows_message(load_report, "--dataset_strict true")
+    if skipped:
+        log(f"warning: {skipped}")
     steps: dict[str, Any] = {"loaded": len(records), "skipped_invalid": load_report.n_skipped,
                              "skip_reasons": dict(load_report.skip_reasons())}
     no_gold = [r for r in records if r.answer_idx is None]
