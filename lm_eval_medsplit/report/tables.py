@@ -8,6 +8,7 @@ out, so the three formats always show the same numbers.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -211,14 +212,25 @@ def to_rich(spec: TableSpec):
     return t
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~])")
+
+
+def md_escape(s: str) -> str:
+    """Text shown literally by Markdown renderers: its special characters backslash-escaped
+    (so ``<script>`` or ``[x](javascript:...)`` from a log stays text), ``&`` as ``&amp;``,
+    line breaks as spaces."""
+    s = str(s).replace("&", "&amp;").replace("\r", " ").replace("\n", " ")
+    return _MD_SPECIAL.sub(r"\\\1", s)
+
+
 def _md_cell(s: str) -> str:
-    return s.replace("|", "\\|").replace("\n", " ")
+    return md_escape(s)
 
 
 def to_markdown(spec: TableSpec) -> str:
-    lines = [f"### {spec.title}", ""]
+    lines = [f"### {md_escape(spec.title)}", ""]
     if spec.caption:
-        lines += [spec.caption, ""]
+        lines += [md_escape(spec.caption), ""]
     lines.append("| " + " | ".join(_md_cell(c) for c in spec.columns) + " |")
     lines.append("|" + "|".join("---:" if i in spec.right else "---" for i in range(len(spec.columns))) + "|")
     for row in spec.rows:
@@ -242,7 +254,7 @@ def to_html(spec: TableSpec) -> str:
 
 
 def markdown_report(d: ReportData, *, title: str = "medsplit report") -> str:
-    parts = [f"# {title}", ""]
+    parts = [f"# {md_escape(title)}", ""]
     parts.append(f"{len(d.models)} model(s), {len(d.benchmarks)} benchmark(s), conditions: "
                  f"{', '.join(d.conditions)}. Intervals: {int(100 * d.settings.get('confidence', 0.95))}% "
                  f"bootstrap ({d.settings.get('bootstrap_replicates')} replicates, seed "
@@ -251,6 +263,6 @@ def markdown_report(d: ReportData, *, title: str = "medsplit report") -> str:
         parts.append(to_markdown(spec))
     if d.notes:
         parts.append("### Notes\n")
-        parts += [f"- {n}" for n in d.notes]
+        parts += [f"- {md_escape(n)}" for n in d.notes]
         parts.append("")
     return "\n".join(parts)
