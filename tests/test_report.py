@@ -1313,3 +1313,78 @@ def test_bad_results_and_sample_files_give_one_line_errors(lm_run, tmp_path, cap
     assert rc == 2, err
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
     assert target.name in err, err
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        from tiny_models import make_tiny_causal_lm
+    finally:
+        sys.path.pop(0)
+    return make_tiny_causal_lm(tmp_path_factory.mktemp("tiny-llama"))
+
+
+def test_tiny_model_through_lm_eval_and_inspect_with_two_samples_feeds_every_consumer(
+        tiny_model, hub_dir, tmp_path):
+    """The done-when run: a real (tiny) model through lm-eval's ``hf`` backend with
+    ``repeats: 2`` and through Inspect's ``hf/`` provider with ``epochs=2``; the report joins
+    the two logged names into one model, computes pass@1 / maj@k / pass@k, and each export
+    is accepted by the library that consumes it."""
+    import lm_eval
+    from inspect_ai import eval as inspect_eval
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.tasks import TaskManager
+
+    from lm_eval_medsplit.inspect_tasks.tasks import medsplit
+    from lm_eval_medsplit.report import write_report
+
+    tm = TaskManager(include_path=str(REPO / "task_yaml"), include_defaults=False,
+                     metadata={"source": str(hub_dir)})
+    names = ["medsplit_pubmedqa_knowledge", "medsplit_pubmedqa_reasoning", "medsplit_pubmedqa_reasoning_adversarial"]
+    tasks = tm.load_task_or_group(names)
+    for t in tasks.values():  # lm-eval's `repeats`, set without editing the task YAML
+        t.set_config(key="repeats", value=2)
+    lm_out = tmp_path / "lm"
+    tracker = EvaluationTracker(output_path=str(lm_out))
+    res = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={tiny_model},dtype=float32", device="cpu",
+                                  tasks=list(tasks.values()), limit=3, apply_chat_template=True,
+                                  gen_kwargs="max_gen_toks=6,do_sample=True,temperature=1.0", batch_size=6,
+                                  log_samples=True, evaluation_tracker=tracker, random_seed=1, numpy_random_seed=1,
+                                  torch_random_seed=1)
+    samples = res.pop("samples")
+    tracker.save_results_aggregated(results=res, samples=samples)
+    for name in res["configs"]:
+        tracker.save_results_samples(task_name=name, samples=samples[name])
+    (log,) = inspect_eval(medsplit(benchmarks="pubmedqa", source=str(hub_dir)), model=f"hf/{tiny_model}",
+                          epochs=2, limit=4, max_tokens=6, log_dir=str(tmp_path / "inspect"), display="none")
+    assert log.status == "success" and log.eval.model == f"hf/{tiny_model}"
+
+    rep = build_report([lm_out, tmp_path / "inspect"], b=B, allow_partial=True)
+    canon = str(Path(tiny_model).resolve())
+    assert rep.data.models == [canon]
+    assert any(n.startswith(f"model {canon!r}: joined") and "inspect" in n and "lm-eval" in n
+               for n in rep.data.notes)
+    # both runs are one model: the runs table lists both, and samples of one question in both
+    # harnesses are counted once (the notes say so)
+    assert {r["harness"] for r in rep.data.runs} == {"lm-eval", "inspect"}
+    assert {r["model"] for r in rep.data.runs} == {canon}
+    assert any("already read from" in n for n in rep.data.notes)
+    assert {r.repeat for r in rep.joined.rows} == {0, 1}
+    rows = [r for r in rep.data.repeats if r["subset"] == "all"]
+    assert rows and rows[0]["k"] == 2 and 0 <= rows[0]["maj@k"] <= rows[0]["pass@k"] <= 1
+    acc = next(r for r in rep.data.accuracy if r["subset"] == "knowledge" and r["condition"] == "clean")
+    assert acc["n"] == 2 * acc["questions"]  # two samples a question, intervals over questions
+    assert acc["ci_low"] < acc["ci_high"]
+
+    out = tmp_path / "report"
+    write_report(rep, out, formats=("lm-eval", "hf", "md", "csv", "json"))
+    (folder,) = (out / "hf_eval_results").iterdir()
+    check_hf_exports(folder, rep)
+    (lm_folder,) = (out / "lm_eval_results").iterdir()
+    res = check_lm_eval_export(lm_folder)
+    assert res["configs"]["medsplit_pubmedqa_knowledge"]["repeats"] == 2
+    again = build_report([out / "lm_eval_results"], b=B)
+    assert [r["accuracy"] for r in again.data.accuracy] == [r["accuracy"] for r in rep.data.accuracy]
