@@ -1334,6 +1334,7 @@ def test_tiny_model_through_lm_eval_and_inspect_with_two_samples_feeds_every_con
     the two logged names into one model, computes pass@1 / maj@k / pass@k, and each export
     is accepted by the library that consumes it."""
     import lm_eval
+    import lm_eval.models.huggingface  # noqa: F401  (registers "hf" beside the pattern model)
     from inspect_ai import eval as inspect_eval
     from lm_eval.loggers import EvaluationTracker
     from lm_eval.tasks import TaskManager

@@ -162,6 +162,20 @@ def parse_table(d: ReportData) -> TableSpec:
     return t
 
 
+def repeats_table(d: ReportData) -> TableSpec:
+    t = TableSpec("repeats", "Repeated samples (clean): pass@1, maj@k, pass@k",
+                  ["model", "benchmark", "subset", "questions", "k", "pass@1 % [95% CI]",
+                   "maj@k % [95% CI]", "pass@k % [95% CI]"],
+                  caption="k samples per question (lm-eval repeats, Inspect --epochs); pass@1 is the mean "
+                          "share of correct samples, maj@k the majority answer (ties split), pass@k the "
+                          "unbiased estimate; intervals resample questions.",
+                  right={3, 4, 5, 6, 7})
+    for r in d.repeats:
+        t.add_model_row([r["model"], r["benchmark"], r["subset"], f"{r['questions']:,}", str(r["k"]),
+                         *(with_ci(r[m], r[f"{m}_ci_low"], r[f"{m}_ci_high"]) for m in ("pass@1", "maj@k", "pass@k"))])
+    return t
+
+
 def runs_table(d: ReportData) -> TableSpec:
     t = TableSpec("runs", "Inputs", ["file", "harness", "model", "benchmarks", "samples",
                                      "revision", "status"], right={4})
@@ -190,6 +204,8 @@ def all_tables(d: ReportData, *, terminal: bool = False) -> list[TableSpec]:
         specs.append(sweep_table(d, every=0.1 if terminal else None))
     if d.prob_bins and not terminal:
         specs.append(bins_table(d))
+    if d.repeats:
+        specs.append(repeats_table(d))
     if not terminal:
         specs.append(parse_table(d))
     specs.append(runs_table(d))
@@ -256,9 +272,9 @@ def to_html(spec: TableSpec) -> str:
 def markdown_report(d: ReportData, *, title: str = "medsplit report") -> str:
     parts = [f"# {md_escape(title)}", ""]
     parts.append(f"{len(d.models)} model(s), {len(d.benchmarks)} benchmark(s), conditions: "
-                 f"{', '.join(d.conditions)}. Intervals: {int(100 * d.settings.get('confidence', 0.95))}% "
-                 f"bootstrap ({d.settings.get('bootstrap_replicates')} replicates, seed "
-                 f"{d.settings.get('seed')}).\n")
+                 f"{', '.join(d.conditions)}. Intervals: {int(100 * d.settings.get('confidence', 0.95))}%, "
+                 f"Wilson for accuracies, else bootstrap over questions "
+                 f"({d.settings.get('bootstrap_replicates')} replicates, seed {d.settings.get('seed')}).\n")
     for spec in all_tables(d):
         parts.append(to_markdown(spec))
     if d.notes:
