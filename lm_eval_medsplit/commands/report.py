@@ -88,7 +88,7 @@ def _formats(value: str) -> list[str]:
 def _need(formats: list[str]) -> None:
     from lm_eval_medsplit.cli import CLIError
 
-    mods = []
+    mods = ["statsmodels"]  # the Wilson / Newcombe intervals of every format
     if "png" in formats or "html" in formats:
         mods.append("matplotlib")
     if "html" in formats:
@@ -100,7 +100,7 @@ def _need(formats: list[str]) -> None:
         except ImportError:
             missing.append(m)
     if missing:
-        raise CLIError(f"the {', '.join(formats)} output needs {', '.join(missing)}: {_EXTRA_HINT} "
+        raise CLIError(f"the {', '.join(formats) or 'report'} output needs {', '.join(missing)}: {_EXTRA_HINT} "
                        f"(or pick other formats with --format md,csv,json,lm-eval,hf)")
 
 
