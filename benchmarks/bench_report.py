@@ -13,6 +13,7 @@ and Hugging Face exports. Peak RSS is ``resource.getrusage(RUSAGE_SELF).ru_maxrs
     python benchmarks/bench_report.py --traces 3      # ~240k samples
     python benchmarks/bench_report.py --keep DIR      # keep the synthesised runs in DIR
     python benchmarks/bench_report.py --inspect-models 5   # every model an Inspect run
+    python benchmarks/bench_report.py --inspect-read LOG.eval   # summaries: public API vs zipfile
 """
 
 from __future__ import annotations
@@ -216,6 +217,37 @@ def measure(root: Path, out: Path) -> dict:
             "bootstrap_replicates": rep.data.settings["bootstrap_replicates"]}
 
 
+def inspect_read(log: Path) -> None:
+    """Time reading the sample summaries of one ``.eval`` log three ways: Inspect's public
+    ``read_eval_log_sample_summaries``, the report's ``zipfile`` + ``json`` path, and the
+    private ``inspect_ai._util`` zip reader the report used before."""
+    import json as _json
+
+    from inspect_ai.log import read_eval_log_sample_summaries
+
+    from lm_eval_medsplit.report.readers import _fast_summaries
+
+    def private():
+        from inspect_ai._util._async import run_coroutine
+        from inspect_ai._util.async_zip import AsyncZipReader
+        from inspect_ai._util.asyncfiles import AsyncFilesystem
+
+        async def read():
+            async with AsyncFilesystem() as fs:
+                return _json.loads(await AsyncZipReader(fs, str(log)).read_member_fully("summaries.json"))
+        return run_coroutine(read())
+
+    for name, fn in (("public read_eval_log_sample_summaries", lambda: read_eval_log_sample_summaries(str(log))),
+                     ("zipfile + json (report)", lambda: _fast_summaries(log)),
+                     ("private inspect_ai._util zip reader", private)):
+        t = time.perf_counter()
+        try:
+            n = len(fn())
+            print(f"{name}: {n:,} summaries in {time.perf_counter() - t:.3f} s")
+        except Exception as e:  # the private names may be gone in another Inspect version
+            print(f"{name}: failed ({type(e).__name__}: {e})")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--traces", type=int, default=2, help="adversarial traces per question (default 2)")
@@ -224,7 +256,11 @@ def main(argv=None) -> int:
                     help="how many of the 5 models are Inspect logs (default 1; the rest lm-eval)")
     ap.add_argument("--keep", type=Path, help="write the runs here and keep them")
     ap.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--inspect-read", type=Path, metavar="LOG", help="time reading one .eval log's summaries")
     args = ap.parse_args(argv)
+    if args.inspect_read:
+        inspect_read(args.inspect_read)
+        return 0
     if args.measure:  # child process
         print(json.dumps(measure(args.measure, args.measure / "report")))
         return 0

@@ -62,6 +62,9 @@ class SampleRow:
     content_hash: str | None = None
     """Content hash of the evaluation set the run used (from the run's provenance)."""
     revision: str | None = None
+    repeat: int | None = None
+    """Which of several samples of one prompt this is (lm-eval ``repeats``, Inspect
+    ``--epochs``; 0-based), ``None`` when the run drew one."""
 
     @property
     def correct(self) -> bool:

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import json
 import math
+import re
 import shutil
 from collections import defaultdict
 from html.parser import HTMLParser
@@ -952,32 +953,29 @@ def test_cli_writes_every_output(lm_run, inspect_run, tmp_path, capsys):
     md = (out / "report.md").read_text()
     assert md.count(f"| {LM_MODEL} |") >= len([g for g in data["gaps"] if g["model"] == LM_MODEL])
 
-    # lm-eval-style results: stable keys, values equal to the report's
+    # lm-eval results: lm-eval's task and group names and metric keys, the report's values
     lmres = json.loads((out / "lm_eval_results" / LM_MODEL / "results_medsplit.json").read_text())
-    assert list(lmres) == sorted(lmres)
     g = next(r for r in data["gaps"] if r["model"] == LM_MODEL and r["benchmark"] == "medqa")
-    assert lmres["results"]["medsplit_medqa_reasoning"]["acc,none"] == g["reasoning_accuracy"]
-    assert lmres["results"]["medsplit_medqa"]["gap,none"] == g["gap"]
+    assert lmres["results"]["medsplit_medqa_reasoning"]["acc,score"] == g["reasoning_accuracy"]
     w = next(r for r in data["gaps"] if r["model"] == LM_MODEL and r["benchmark"] == "all")
-    assert lmres["groups"]["medsplit_knowledge"]["acc,none"] == w["knowledge_accuracy"]
-    mac = next(r for r in data["gaps"] if r["model"] == LM_MODEL and r["benchmark"] == "macro")
-    top = lmres["groups"]["medsplit"]
-    assert top["gap,none"] == w["gap"] and top["gap_ci_low,none"] == w["gap_ci_low"]
-    assert top["gap_macro,none"] == mac["gap"] and top["gap_macro_ci_low,none"] == mac["gap_ci_low"]
+    assert lmres["groups"]["medsplit_knowledge"]["acc,score"] == pytest.approx(w["knowledge_accuracy"], abs=1e-6)
+    assert "medsplit" not in lmres["groups"]  # a tag in lm-eval, no aggregate
+    assert lmres["medsplit_report"]["gaps"][0]["model"] == LM_MODEL
     assert set(lmres["results"]) >= {f"medsplit_{b}_{s}" for b in BENCHES for s in ("knowledge", "reasoning")}
-    assert "medsplit_medqa_all_adversarial_prefill" in lmres["results"]
+    assert "medsplit_medqa_knowledge_adversarial" in lmres["results"]
+    assert not any("prefill" in k for k in lmres["results"])
 
-    # Hugging Face eval results: a YAML list of {dataset: {id, task_id}, value, ...}
+    # Hugging Face eval results: a YAML list of {dataset: {id, task_id}, value, notes}
     hf = out / "hf_eval_results" / LM_MODEL / ".eval_results"
     entries = yaml.safe_load((hf / "medsplit.yaml").read_text())
     assert isinstance(entries, list) and entries
     for e in entries:
         assert e["dataset"]["id"] == "zou-lab/BioMed-R1-Eval" and isinstance(e["value"], float)
-        assert "notes" not in e
+        assert "source" not in e
     e = next(e for e in entries if e["dataset"]["task_id"] == "medqa_reasoning")
     assert e["value"] == round(100 * g["reasoning_accuracy"], 2)
     adv = yaml.safe_load((hf / "medsplit_adversarial_prefill.yaml").read_text())
-    assert all("notes" in e for e in adv)
+    assert all("adversarial trace mode: prefill" in e["notes"] for e in adv)
 
     # HTML: well formed, every plot embedded, no external resource
     html = (out / "report.html").read_text()
@@ -1022,7 +1020,8 @@ def test_exports_never_share_a_folder_and_old_outputs_are_cleared(lm_run, inspec
     out = tmp_path / "out"
     both = build_report([lm_run, inspect_run], b=B, rename={LM_MODEL: "org/My Model", INSPECT_MODEL: "org My Model"})
     written = write_report(both, out, formats=("lm-eval", "hf", "csv", "json"))
-    assert len(set(written["lm-eval"])) == len(written["lm-eval"]) == 2
+    assert len({p.parent for p in written["lm-eval"]}) == 2
+    assert len(set(written["lm-eval"])) == len(written["lm-eval"])
     assert len(set(written["hf"])) == len(written["hf"])
     # a second report into the same folder leaves nothing of the first behind
     (out / "mine.txt").write_text("the user's own file")
@@ -1054,3 +1053,339 @@ def test_model_rows_are_separated_by_model():
     assert [r[1] for r in t.rows] == ["a", "b", "c", "d", "e"]
     assert to_html(t).count('<tr class="sep">') == 2
     assert [r.end_section for r in to_rich(t).rows] == [False, True, True, False, False]
+
+
+# --------------------------------------------------------------------------- exports and their consumers
+
+
+def _export_report(hub_dir, lm_run, inspect_run, tmp_path):
+    from lm_eval_medsplit.report import write_report
+
+    mc = run_lm_eval(hub_dir, tmp_path / "mc", benches=("medqa", "pubmedqa"), modes=("_mc",))
+    rep = build_report([lm_run, mc, inspect_run], b=B)
+    out = tmp_path / "out"
+    write_report(rep, out, formats=("lm-eval", "hf", "md", "csv", "json"), date="2026-01-02")
+    return rep, out
+
+
+def check_hf_exports(folder: Path, rep) -> None:
+    """Every ``.eval_results`` file parses with huggingface_hub and round-trips; the
+    model-index block loads into ModelCardData with the same values."""
+    from huggingface_hub import ModelCardData, eval_result_entries_to_yaml, parse_eval_result_entries
+
+    files = sorted(folder.glob(".eval_results/*.yaml"))
+    assert files
+    n = 0
+    for f in files:
+        data = yaml.safe_load(f.read_text(encoding="utf-8"))
+        entries = parse_eval_result_entries(data)
+        assert eval_result_entries_to_yaml(entries) == data
+        ids = [e.task_id for e in entries]
+        assert len(ids) == len(set(ids)), f"{f.name}: two results on one task id"
+        for e in entries:
+            assert e.dataset_revision is None or re.fullmatch(r"[0-9a-f]{40}", e.dataset_revision)
+            assert "setting: " in e.notes and "subset: " in e.notes
+            assert ("clean" in e.notes) == (f.name == "medsplit.yaml")
+        n += len(entries)
+    card = ModelCardData(**yaml.safe_load((folder / "model_index.yaml").read_text(encoding="utf-8")))
+    assert len(card.eval_results) == n
+    assert all(r.dataset_type == "zou-lab/BioMed-R1-Eval" and r.metric_type == "accuracy"
+               for r in card.eval_results)
+
+
+def check_lm_eval_export(folder: Path) -> dict:
+    """lm-eval's own table renders the file with its hierarchy; the keys a run writes."""
+    from lm_eval.utils import make_table
+
+    res = json.loads((folder / "results_medsplit.json").read_text(encoding="utf-8"))
+    for key in ("results", "groups", "group_subtasks", "configs", "versions", "n-shot",
+                "higher_is_better", "n-samples", "lm_eval_version"):
+        assert key in res, key
+    tasks = make_table(res)
+    groups = make_table(res, "groups")
+    assert "|score |" in tasks.replace("| score  |", "|score |") or "score" in tasks
+    assert "↑" in tasks
+    for g, subs in res["group_subtasks"].items():
+        for s in subs:
+            assert f"- {s}" in tasks, (g, s)
+    assert "medsplit_knowledge" in groups
+    for task, cfg in res["configs"].items():
+        meta = cfg["metadata"]["medsplit"]
+        assert {"setting", "subset", "adversarial", "revision", "content_hash"} <= set(meta), task
+        flt = "none" if task.endswith("_mc") else "score"
+        assert f"acc,{flt}" in res["results"][task]
+    assert not any("prefill" in k or k == "medsplit" for k in res["results"])
+    return res
+
+
+def test_exports_are_accepted_by_their_consumers_and_read_back(hub_dir, lm_run, inspect_run, tmp_path):
+    rep, out = _export_report(hub_dir, lm_run, inspect_run, tmp_path)
+    folder = out / "hf_eval_results" / LM_MODEL
+    check_hf_exports(folder, rep)
+    # the log-likelihood results sit on their own task ids, beside the generative ones
+    clean = yaml.safe_load((folder / ".eval_results" / "medsplit.yaml").read_text())
+    ids = {e["dataset"]["task_id"] for e in clean}
+    assert {"medqa_knowledge", "medqa_knowledge_mc", "medqa", "medqa_mc"} <= ids
+    # the hub dir's revision "rev-1" is not a commit: not in dataset.revision, said in notes
+    assert all("revision" not in e["dataset"] and "dataset revision: rev-1" in e["notes"] for e in clean)
+    res = check_lm_eval_export(out / "lm_eval_results" / LM_MODEL)
+    assert res["results"]["medsplit_medqa_knowledge_mc"]["acc,none"] == next(
+        r["accuracy"] for r in rep.data.accuracy if r["model"] == f"{LM_MODEL} (loglikelihood)"
+        and r["benchmark"] == "medqa" and r["subset"] == "knowledge")
+    # a group with lm-eval's name holds lm-eval's number: its tasks' mean weighted by size
+    def leaves(g):
+        return [x for s in res["group_subtasks"].get(g, []) for x in (leaves(s) if s in res["groups"] else [s])]
+
+    for g in ("medsplit_medqa", "medsplit_knowledge", "medsplit_medqa_adversarial", "medsplit_mc",
+              "medsplit_adversarial"):
+        flt = "none" if g.endswith("_mc") else "score"
+        ts = leaves(g)
+        sizes = [res["n-samples"][t]["effective"] for t in ts]
+        want = sum(res["results"][t][f"acc,{flt}"] * n for t, n in zip(ts, sizes)) / sum(sizes)
+        assert ts and res["groups"][g][f"acc,{flt}"] == pytest.approx(want, abs=2e-6), g
+    # a revision that is a commit goes to dataset.revision
+    from lm_eval_medsplit.report.export import hf_eval_results
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    ents = hf_eval_results(rep.data, LM_MODEL, reference={"medqa": {"revision": sha}})["medsplit.yaml"]
+    assert {e.dataset_revision for e in ents if e.task_id.startswith("medqa")} == {sha}
+    # medsplit report reads its own lm-eval export back, to the same numbers
+    again = build_report([out / "lm_eval_results"], b=B)
+    def key(r):
+        return (r["model"], r["benchmark"], r["subset"], r["condition"])
+    before = {key(r): r for r in rep.data.accuracy if r["model"].startswith(LM_MODEL)}
+    after = {key(r): r for r in again.data.accuracy if r["model"].startswith(LM_MODEL)}
+    assert before.keys() == after.keys()
+    for k, r in before.items():
+        assert (after[k]["accuracy"], after[k]["n"], after[k]["ci_low"]) == (r["accuracy"], r["n"], r["ci_low"]), k
+
+
+def test_small_cells_get_wilson_intervals_never_zero_width():
+    from statsmodels.stats.proportion import proportion_confint
+
+    rows = []
+    for i in range(8):  # 8 of 8 knowledge right, 0 of 6 reasoning right
+        rows.append(SampleRow("m", "lm-eval", "t", "medqa", f"k{i}", "knowledge", 0.1, "h", None, None,
+                              "A", "x", "correct"))
+    for i in range(6):
+        rows.append(SampleRow("m", "lm-eval", "t", "medqa", f"r{i}", "reasoning", 0.9, "h", None, None,
+                              "B", "x", "incorrect"))
+        for k in range(3):  # every trace right on every question
+            rows.append(SampleRow("m", "lm-eval", "t", "medqa", f"r{i}", "reasoning", 0.9, "h", "prefill", k,
+                                  "A", "x", "correct"))
+    d = analyse(rows, b=B)
+    acc = {(r["subset"], r["condition"]): r for r in d.accuracy}
+    lo, hi = proportion_confint(8, 8, method="wilson")
+    assert (acc[("knowledge", "clean")]["ci_low"], acc[("knowledge", "clean")]["ci_high"]) == (
+        pytest.approx(lo, abs=1e-6), pytest.approx(hi, abs=1e-6))
+    for r in d.accuracy + d.prob_bins + [a for a in d.adversarial if a["ci_low"] is not None]:
+        assert r["ci_low"] < r["ci_high"], r
+    g = next(r for r in d.gaps if r["level"] == "benchmark")
+    assert g["gap"] == 1.0 and g["gap_ci_low"] < 1.0  # Newcombe where the bootstrap cannot vary
+
+
+def test_repeated_samples_give_question_means_maj_and_pass_at_k():
+    from lm_eval_medsplit.report.stats import pass_at_k
+
+    rows = []
+    answers = {"q0": "AAB", "q1": "ABB", "q2": "BCD", "q3": "CCC", "q4": "A.A"}  # gold A; "." unparsed
+    for q, preds in answers.items():
+        for j, p in enumerate(preds):
+            rows.append(SampleRow("m", "inspect", "t", "medqa", q, "knowledge", 0.2, "h", None, None,
+                                  None if p == "." else p, "x",
+                                  "unparsed" if p == "." else "correct" if p == "A" else "incorrect", repeat=j))
+    d = analyse(rows, b=B)
+    acc = next(r for r in d.accuracy if r["subset"] == "knowledge")
+    per_q = [2 / 3, 1 / 3, 0, 0, 2 / 3]
+    assert acc["accuracy"] == pytest.approx(np.mean(per_q)) and acc["questions"] == 5 and acc["n"] == 15
+    assert acc["stderr"] == pytest.approx(np.std(per_q, ddof=1) / math.sqrt(5), abs=1e-6)
+    rep = next(r for r in d.repeats if r["subset"] == "knowledge")
+    assert rep["k"] == 3 and rep["questions"] == 5
+    assert rep["pass@1"] == pytest.approx(np.mean(per_q))
+    assert rep["maj@k"] == pytest.approx(np.mean([1, 0, 0, 0, 1]))
+    assert rep["pass@k"] == pytest.approx(np.mean([1, 1, 0, 0, 1]))
+    assert pass_at_k(np.array([3]), np.array([1]), 1)[0] == pytest.approx(1 / 3)
+    assert rep["maj@k_ci_low"] < rep["maj@k"] < rep["maj@k_ci_high"]
+
+
+def test_one_model_one_name_across_harnesses(lm_run, tmp_path):
+    from lm_eval_medsplit.report.join import canonical_model
+
+    p = tmp_path / "model"
+    p.mkdir()
+    assert canonical_model(f"hf/{p}", "inspect") == str(p.resolve())
+    assert canonical_model(f"{p}/", "lm-eval") == str(p.resolve())
+    assert canonical_model("hf/Qwen/Qwen3-8B", "inspect") == "Qwen/Qwen3-8B"
+    assert canonical_model("openai-api/together/m1", "inspect") == "m1"
+    assert canonical_model("Qwen/Qwen3-8B", "lm-eval") == "Qwen/Qwen3-8B"
+    assert canonical_model(f"hf/{p} (loglikelihood)", "inspect") == f"{p.resolve()} (loglikelihood)"
+    # an lm-eval run logged under the path, joined with itself logged under hf//path
+    a = tmp_path / "a"
+    shutil.copytree(lm_run, a)
+    rf = _results_file(a)
+    res = json.loads(rf.read_text())
+    res["model_name"] = str(p) + "/"
+    rf.write_text(json.dumps(res))
+    rep = build_report([a], b=B)
+    assert rep.data.models == [str(p.resolve())]
+    assert any(n.startswith(f"model {str(p.resolve())!r}: joined") for n in rep.data.notes)
+
+
+def test_names_from_logs_never_steer_a_path_outside_out(lm_run, tmp_path, capsys):
+    from lm_eval_medsplit.cli import main
+
+    bad = tmp_path / "bad"
+    shutil.copytree(lm_run, bad)
+    rf = _results_file(bad)
+    res = json.loads(rf.read_text())
+    res["model_name"] = ".."
+    rf.write_text(json.dumps(res))
+    for sfile in bad.rglob("samples_*_adversarial_*.jsonl"):
+        lines = [json.loads(x) for x in sfile.read_text().splitlines()]
+        for s in lines:
+            s["doc"]["adversarial"] = "x/../../../../tmp/ABS_ESCAPE"
+        sfile.write_text("\n".join(json.dumps(s) for s in lines) + "\n")
+    out = tmp_path / "deep" / "out"
+    before = {p for p in tmp_path.rglob("*")}
+    escape = Path("/tmp/ABS_ESCAPE.yaml")
+    escape.unlink(missing_ok=True)
+    assert main(["report", str(bad), "--out", str(out), "--format", "md,csv,json,lm-eval,hf",
+                 "--quiet", "--bootstrap", "200"]) == 0
+    new = {p for p in tmp_path.rglob("*")} - before
+    assert new and all(p == out or out in p.parents or p == out.parent for p in new)
+    assert not escape.exists()
+
+
+def test_markdown_and_csv_neutralise_strings_from_logs(lm_run, tmp_path):
+    from lm_eval_medsplit.report import write_report
+
+    evil = '=HYPERLINK("http://x")<script>alert(1)</script>'
+    rep = build_report([lm_run], b=B, rename={LM_MODEL: evil})
+    out = tmp_path / "out"
+    write_report(rep, out, formats=("md", "csv"))
+    md = (out / "report.md").read_text()
+    assert "<script>" not in md and "\\<script\\>" in md
+    with open(out / "csv" / "accuracy.csv", newline="") as f:
+        cells = [r["model"] for r in csv.DictReader(f)]
+    assert cells and all(c == "'" + evil for c in cells)
+
+
+@pytest.mark.parametrize("case", ["utf16", "latin1", "configs_list", "deep", "huge_int", "surrogate",
+                                  "sample_utf16", "sample_surrogate_id", "sample_deep"])
+def test_bad_results_and_sample_files_give_one_line_errors(lm_run, tmp_path, capsys, case):
+    from lm_eval_medsplit.cli import main
+
+    d = tmp_path / case
+    shutil.copytree(lm_run, d)
+    rf = _results_file(d)
+    sfile = sorted(d.rglob("samples_medsplit_medqa_knowledge_*.jsonl"))[0]
+    text = rf.read_text(encoding="utf-8")
+    target = rf
+    if case == "utf16":
+        rf.write_bytes(text.encode("utf-16"))
+    elif case == "latin1":
+        rf.write_bytes(text.replace('"model_name"', '"mod\u00e9l"').encode("latin-1", "replace"))
+    elif case == "configs_list":
+        res = json.loads(text)
+        res["configs"] = list(res["configs"])
+        rf.write_text(json.dumps(res))
+    elif case == "deep":
+        rf.write_text('{"configs": ' + "[" * 100000 + "]" * 100000 + "}")
+    elif case == "huge_int":
+        rf.write_text(text.replace('"configs"', '"big": ' + "9" * 5000 + ', "configs"', 1))
+    elif case == "surrogate":
+        res = json.loads(text)
+        res["model_name"] = "\ud800"
+        rf.write_text(json.dumps(res))
+    else:
+        target = sfile
+        lines = sfile.read_text(encoding="utf-8").splitlines()
+        if case == "sample_utf16":
+            sfile.write_bytes("\n".join(lines).encode("utf-16"))
+        elif case == "sample_surrogate_id":
+            s = json.loads(lines[0])
+            s["doc"]["id"] = "\udc80"
+            sfile.write_text("\n".join([json.dumps(s)] + lines[1:]) + "\n")
+        else:
+            sfile.write_text("[" * 100000 + "]" * 100000 + "\n" + "\n".join(lines[1:]) + "\n")
+    rc = main(["report", str(d), "--out", str(tmp_path / "o"), "--format", "md", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2, err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert target.name in err, err
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        from tiny_models import make_tiny_causal_lm
+    finally:
+        sys.path.pop(0)
+    return make_tiny_causal_lm(tmp_path_factory.mktemp("tiny-llama"))
+
+
+def test_tiny_model_through_lm_eval_and_inspect_with_two_samples_feeds_every_consumer(
+        tiny_model, hub_dir, tmp_path):
+    """The done-when run: a real (tiny) model through lm-eval's ``hf`` backend with
+    ``repeats: 2`` and through Inspect's ``hf/`` provider with ``epochs=2``; the report joins
+    the two logged names into one model, computes pass@1 / maj@k / pass@k, and each export
+    is accepted by the library that consumes it."""
+    import lm_eval
+    import lm_eval.models.huggingface  # noqa: F401  (registers "hf" beside the pattern model)
+    from inspect_ai import eval as inspect_eval
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.tasks import TaskManager
+
+    from lm_eval_medsplit.inspect_tasks.tasks import medsplit
+    from lm_eval_medsplit.report import write_report
+
+    tm = TaskManager(include_path=str(REPO / "task_yaml"), include_defaults=False,
+                     metadata={"source": str(hub_dir)})
+    names = ["medsplit_pubmedqa_knowledge", "medsplit_pubmedqa_reasoning", "medsplit_pubmedqa_reasoning_adversarial"]
+    tasks = tm.load_task_or_group(names)
+    for t in tasks.values():  # lm-eval's `repeats`, set without editing the task YAML
+        t.set_config(key="repeats", value=2)
+    lm_out = tmp_path / "lm"
+    tracker = EvaluationTracker(output_path=str(lm_out))
+    res = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={tiny_model},dtype=float32", device="cpu",
+                                  tasks=list(tasks.values()), limit=3, apply_chat_template=True,
+                                  gen_kwargs="max_gen_toks=6,do_sample=True,temperature=1.0", batch_size=6,
+                                  log_samples=True, evaluation_tracker=tracker, random_seed=1, numpy_random_seed=1,
+                                  torch_random_seed=1)
+    samples = res.pop("samples")
+    tracker.save_results_aggregated(results=res, samples=samples)
+    for name in res["configs"]:
+        tracker.save_results_samples(task_name=name, samples=samples[name])
+    (log,) = inspect_eval(medsplit(benchmarks="pubmedqa", source=str(hub_dir)), model=f"hf/{tiny_model}",
+                          epochs=2, limit=4, max_tokens=6, log_dir=str(tmp_path / "inspect"), display="none")
+    assert log.status == "success" and log.eval.model == f"hf/{tiny_model}"
+
+    rep = build_report([lm_out, tmp_path / "inspect"], b=B, allow_partial=True)
+    canon = str(Path(tiny_model).resolve())
+    assert rep.data.models == [canon]
+    assert any(n.startswith(f"model {canon!r}: joined") and "inspect" in n and "lm-eval" in n
+               for n in rep.data.notes)
+    # both runs are one model: the runs table lists both, and samples of one question in both
+    # harnesses are counted once (the notes say so)
+    assert {r["harness"] for r in rep.data.runs} == {"lm-eval", "inspect"}
+    assert {r["model"] for r in rep.data.runs} == {canon}
+    assert any("already read from" in n for n in rep.data.notes)
+    assert {r.repeat for r in rep.joined.rows} == {0, 1}
+    rows = [r for r in rep.data.repeats if r["subset"] == "all"]
+    assert rows and rows[0]["k"] == 2 and 0 <= rows[0]["maj@k"] <= rows[0]["pass@k"] <= 1
+    acc = next(r for r in rep.data.accuracy if r["subset"] == "knowledge" and r["condition"] == "clean")
+    assert acc["n"] == 2 * acc["questions"]  # two samples a question, intervals over questions
+    assert acc["ci_low"] < acc["ci_high"]
+
+    out = tmp_path / "report"
+    write_report(rep, out, formats=("lm-eval", "hf", "md", "csv", "json"))
+    (folder,) = (out / "hf_eval_results").iterdir()
+    check_hf_exports(folder, rep)
+    (lm_folder,) = (out / "lm_eval_results").iterdir()
+    res = check_lm_eval_export(lm_folder)
+    assert res["configs"]["medsplit_pubmedqa_knowledge"]["repeats"] == 2
+    again = build_report([out / "lm_eval_results"], b=B)
+    assert [r["accuracy"] for r in again.data.accuracy] == [r["accuracy"] for r in rep.data.accuracy]

@@ -18,8 +18,17 @@ without, it is the eval set most runs used.
 
 outputs (under --out, default medsplit_report/):
   report.md, report.html (self-contained), plots/*.png, report.json + csv/*.csv (every
-  number), lm_eval_results/<model>/results_medsplit.json (lm-eval-style, stable keys),
-  hf_eval_results/<model>/.eval_results/*.yaml (Hugging Face model-card eval results)
+  number), lm_eval_results/<model>/ (an lm-eval results file with lm-eval's task and group
+  names and a samples_<task>_medsplit.jsonl per task: medsplit report reads it back),
+  hf_eval_results/<model>/.eval_results/*.yaml (Hugging Face eval results) and
+  model_index.yaml (a model card's model-index block)
+Names taken from the logs are sanitised: nothing is written outside --out.
+
+one model, several harnesses: an Inspect model 'hf//abs/path' or 'hf/org/name' and an
+lm-eval model '/abs/path' or 'org/name' are one model (provider prefix dropped, local
+paths resolved); the notes list which logged names were joined. Repeated samples
+(lm-eval repeats, Inspect --epochs) are averaged per question; the repeats table gives
+pass@1, maj@k and pass@k with intervals over questions.
 
 examples:
   medsplit report runs/lm_eval_out runs/inspect_logs --out report/
@@ -34,8 +43,8 @@ def register(sub) -> None:
     p = sub.add_parser("report", help="compare models: knowledge vs reasoning, adversarial robustness",
                        description="Turn lm-eval and Inspect runs into the paper's comparisons: each "
                                    "model's knowledge vs reasoning accuracy, clean vs adversarial "
-                                   "accuracy, models side by side; with 95% bootstrap intervals, exact "
-                                   "McNemar tests, plots, a self-contained HTML page and exports.",
+                                   "accuracy, models side by side; with Wilson and question-level bootstrap "
+                                   "intervals, exact McNemar tests, plots, a self-contained HTML page and exports.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", help="lm-eval output dirs/results files and Inspect logs/dirs")
     p.add_argument("--out", "-o", default="medsplit_report", help="output directory (default medsplit_report)")
@@ -79,7 +88,7 @@ def _formats(value: str) -> list[str]:
 def _need(formats: list[str]) -> None:
     from lm_eval_medsplit.cli import CLIError
 
-    mods = []
+    mods = ["statsmodels"]  # the Wilson / Newcombe intervals of every format
     if "png" in formats or "html" in formats:
         mods.append("matplotlib")
     if "html" in formats:
@@ -91,7 +100,7 @@ def _need(formats: list[str]) -> None:
         except ImportError:
             missing.append(m)
     if missing:
-        raise CLIError(f"the {', '.join(formats)} output needs {', '.join(missing)}: {_EXTRA_HINT} "
+        raise CLIError(f"the {', '.join(formats) or 'report'} output needs {', '.join(missing)}: {_EXTRA_HINT} "
                        f"(or pick other formats with --format md,csv,json,lm-eval,hf)")
 
 

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_medsplit.report.analysis import Analyser, ReportData, SampleTable, benchmark_order
-from lm_eval_medsplit.report.join import JoinError, JoinResult, join_runs, rename_models
+from lm_eval_medsplit.report.join import (
+    JoinError,
+    JoinResult,
+    canonical_model,
+    join_runs,
+    normalise_models,
+    rename_models,
+)
 from lm_eval_medsplit.report.readers import InputError, ReadResult, read_inputs
 from lm_eval_medsplit.report.stats import DEFAULT_B, DEFAULT_SEED
 from lm_eval_medsplit.samples import SampleRow
@@ -54,6 +61,11 @@ def build_report(inputs: Iterable[str | Path], *, source: Any = None, revision: 
     # the names before renaming, for the error; only looked at when there is a --rename
     names = sorted({r.model for run in read.runs for r in run.rows} | {run.model for run in read.runs}) \
         if rename else []
+    # one model, one name: --rename OLD may give the logged or the normalised name
+    raw = {run.model: canonical_model(run.model, run.harness) for run in read.runs}
+    joined_notes = normalise_models(read.runs)
+    if rename:
+        rename = {raw.get(k, k) if k not in raw.values() else k: v for k, v in rename.items()}
     unknown = rename_models(read.runs, rename or {})
     if unknown:
         raise RenameError(f"--rename {', '.join(unknown)}: no model of that name in the inputs "
@@ -64,10 +76,30 @@ def build_report(inputs: Iterable[str | Path], *, source: Any = None, revision: 
     data = Analyser(table, b=b, seed=seed).run()
     data.runs = joined.runs
     data.flagged = joined.flagged
-    data.notes = ([f"{p}: skipped: {why}" for p, why in read.skipped] + joined.notes + data.notes)
+    data.notes = ([f"{p}: skipped: {why}" for p, why in read.skipped] + joined_notes + joined.notes
+                  + data.notes)
+    data.provenance = _provenance(read, joined)
     data.settings["reference"] = joined.reference
     data.gallery = _gallery(joined, models, gallery_per_model)
     return Report(data, joined, read)
+
+
+def _provenance(read: ReadResult, joined: JoinResult) -> dict[str, dict[str, Any]]:
+    """benchmark -> what the exports must carry: dataset source, revision, content hash and
+    the classifier that labelled the subsets (first accepted run that records each)."""
+    out: dict[str, dict[str, Any]] = {}
+    for run in read.runs:
+        for bench, prov in run.provenance.items():
+            entry = out.setdefault(bench, {})
+            for k in ("source", "revision", "content_hash", "labels_from", "traces_from"):
+                if prov.get(k) is not None:
+                    entry.setdefault(k, prov[k])
+    for bench, ref in joined.reference.items():
+        entry = out.setdefault(bench, {})
+        for k in ("content_hash", "revision"):
+            if ref.get(k) is not None:
+                entry[k] = ref[k]
+    return out
 
 
 def _gallery(joined: JoinResult, models: list[str], per_model: int) -> list[dict[str, Any]]:
@@ -172,7 +204,8 @@ def write_report(report: Report, out_dir: str | Path, *, formats: Iterable[str] 
     if "lm-eval" in formats:
         from lm_eval_medsplit.report.export import write_lm_eval_results
 
-        written["lm-eval"] = write_lm_eval_results(d, out / "lm_eval_results", reference=report.joined.reference)
+        written["lm-eval"] = write_lm_eval_results(d, out / "lm_eval_results", reference=report.joined.reference,
+                                                  rows=report.joined.rows)
     if "hf" in formats:
         from lm_eval_medsplit.report.export import write_hf_eval_results
 

@@ -21,8 +21,17 @@ Definitions (the README of the report and the HTML repeat them):
 - reasoning vs knowledge drop: the per-question drop (clean minus mean adversarial
   correctness) averaged on each subset; the difference is reasoning minus knowledge
   (positive when reasoning questions lose more).
-- intervals: 95% percentile bootstrap (see :mod:`lm_eval_medsplit.report.stats`),
-  stratified by benchmark and subset for averages and gaps.
+- intervals: Wilson score intervals for accuracies with one sample per question; 95%
+  percentile bootstrap over *questions* for means of per-question values (adversarial
+  traces, repeated samples; Wilson where every question has the same value), gaps (the
+  per-benchmark gap falls back to Newcombe's interval where the bootstrap cannot vary)
+  and drops (paired: each question's clean and adversarial correctness resampled
+  together); stratified by benchmark and subset for averages (see
+  :mod:`lm_eval_medsplit.report.stats`).
+- repeated samples (lm-eval ``repeats``, Inspect ``--epochs``): each question's samples
+  are averaged first (the accuracy is pass@1, the mean over questions of each question's
+  share of correct samples); the ``repeats`` table adds maj@k (the majority answer of the
+  k samples; a tie counts as the chance the gold letter wins it) and the unbiased pass@k.
 """
 
 from __future__ import annotations
@@ -77,6 +86,11 @@ class SampleTable:
     prob: np.ndarray
     """reasoning_prob, NaN when absent."""
     method: np.ndarray
+    rep: np.ndarray | None = None
+    """repeat index of the sample (0 when the run drew one sample per prompt)."""
+    pred: np.ndarray | None = None
+    """predicted letter code (index into :attr:`preds`), -1 when unparsed."""
+    preds: list[str] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -104,6 +118,9 @@ class SampleTable:
         parsed = np.empty(n, bool)
         prob = np.empty(n, float)
         method = np.empty(n, np.int16)
+        rep = np.zeros(n, np.int32)
+        pred = np.full(n, -1, np.int16)
+        pcode: dict[str, int] = {}
         nan = math.nan
         for i, r in enumerate(rows):
             model[i] = mcode[r.model]
@@ -116,8 +133,12 @@ class SampleTable:
             parsed[i] = r.outcome != "unparsed"
             prob[i] = nan if r.reasoning_prob is None else r.reasoning_prob
             method[i] = methods.setdefault(r.method or "none", len(methods))
+            if r.repeat:
+                rep[i] = r.repeat
+            if r.pred is not None and r.outcome != "unparsed":
+                pred[i] = pcode.setdefault(r.pred, len(pcode))
         return cls(model_names, benches, conditions, list(methods), model, bench, subset,
-                   cond, trace, qid, correct, parsed, prob, method)
+                   cond, trace, qid, correct, parsed, prob, method, rep, pred, list(pcode))
 
 
 def _groups(*keys: np.ndarray) -> dict[tuple[int, ...], np.ndarray]:
@@ -157,14 +178,17 @@ class ReportData:
     prob_bins: list[dict[str, Any]] = field(default_factory=list)
     threshold_sweep: list[dict[str, Any]] = field(default_factory=list)
     parse: list[dict[str, Any]] = field(default_factory=list)
+    repeats: list[dict[str, Any]] = field(default_factory=list)
     gallery: list[dict[str, Any]] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
     flagged: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """benchmark -> source, revision, content_hash, labels_from (the classifier)."""
 
     TABLES = ("accuracy", "gaps", "adversarial", "adversarial_subsets", "prob_bins",
-              "threshold_sweep", "parse", "runs", "flagged", "gallery")
+              "threshold_sweep", "parse", "repeats", "runs", "flagged", "gallery")
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"settings": self.settings, "models": self.models,
@@ -172,6 +196,7 @@ class ReportData:
         for name in self.TABLES:
             d[name] = getattr(self, name)
         d["notes"] = self.notes
+        d["provenance"] = self.provenance
         return d
 
 
@@ -204,6 +229,7 @@ class Analyser:
         self.adversarial(data)
         self.prob_curves(data)
         self.parse(data)
+        self.repeats(data)
         return data
 
     # ------------------------------------------------------------------ accuracy
@@ -238,22 +264,23 @@ class Analyser:
         p = int(t.parsed[rows].sum())
         rng = self.rng("acc", t.models[m], t.benchmarks[bq], subset, cond)
         acc = k / n
-        units = n  # what the standard error counts: samples, or questions for adversarial rows
-        if cond != CLEAN:
-            # adversarial samples of one question are several traces: the estimate is the
-            # mean over questions (the adversarial table's), and the draws resample questions
-            qv = _per_question_mean(t.qid[rows], t.correct[rows])
+        units = n  # what the standard error counts: samples, or questions
+        qv = _per_question_mean(t.qid[rows], t.correct[rows])
+        if qv.size < n:
+            # several samples of one question (adversarial traces, repeats): the estimate
+            # is the mean over questions, and the draws resample questions
             acc = float(qv.mean())
             units = int(qv.size)
             draws = stats.bootstrap_means(qv, rng, self.b)
             se = float(qv.std(ddof=1) / np.sqrt(units)) if units > 1 else None
+            lo, hi = (_r(x) for x in stats.mean_interval(qv, draws))
         else:
             draws = stats.bootstrap_proportion(k, n, rng, self.b)
             se = stats.binomial_stderr(acc, n)
+            lo, hi = (_r(x) for x in stats.wilson(k, n))
         if keep and s is not None:
             self._acc_draws[(m, bq, s)] = draws
-            self._acc_n[(m, bq, s)] = (k, n)
-        lo, hi = _ci(draws)
+            self._acc_n[(m, bq, s)] = (acc * units, units)
         return {"model": t.models[m], "benchmark": t.benchmarks[bq], "condition": cond,
                 "subset": subset, "n": n, "correct": k, "parsed": p,
                 "accuracy": _r(acc), "stderr": _r(se), "questions": units, "ci_low": lo, "ci_high": hi,
@@ -276,10 +303,10 @@ class Analyser:
                         ks[s].append(bq)
                         k, n = self._acc_n[(m, bq, s)]
                         est[s], draws[s] = k / n, self._acc_draws[(m, bq, s)]
-                        row.update(_subset_cols(SUBSETS[s], est[s], n, draws[s]))
+                        row.update(_subset_cols(SUBSETS[s], est[s], n, draws[s], count=k))
                     else:
                         row.update(_subset_cols(SUBSETS[s], None, 0, None))
-                row.update(_gap_cols(draws, est))
+                row.update(_gap_cols(draws, est, counts={s: self._acc_n[(m, bq, s)] for s in est}))
                 pn, pp = parsed_by.get((m, bq), (0, 0))
                 row["n"] = pn
                 row["parse_rate"] = _r(pp / pn) if pn else None
@@ -307,7 +334,8 @@ class Analyser:
                         continue
                     est[s], draws[s] = self._pool(m, ks[s], s, level)
                     n_s = sum(self._acc_n[(m, bq, s)][1] for bq in ks[s])
-                    row.update(_subset_cols(SUBSETS[s], est[s], n_s, draws[s]))
+                    row.update(_subset_cols(SUBSETS[s], est[s], n_s, draws[s],
+                                            count=est[s] * n_s if level == ALL else None))
                     row[f"{SUBSETS[s]}_benchmarks"] = len(ks[s])
                 if paired and len(paired) < len(used):
                     for s in (0, 1):
@@ -338,10 +366,13 @@ class Analyser:
         n_q = int(t.qid.max()) + 1 if t.n else 0
         clean_sel = t.cond == 0
         for m, model in enumerate(t.models):
-            # clean correctness per question (-1 = no clean sample)
-            clean = np.full(n_q, -1, np.int8)
+            # clean correctness per question, averaged over repeats (-1 = no clean sample)
             cm = clean_sel & (t.model == m)
-            clean[t.qid[cm]] = t.correct[cm]
+            hits = np.bincount(t.qid[cm], weights=t.correct[cm], minlength=n_q)
+            cnt = np.bincount(t.qid[cm], minlength=n_q)
+            clean = np.full(n_q, -1.0)
+            np.divide(hits, cnt, out=clean, where=cnt > 0)
+            self._repeated = bool(t.rep is not None and (t.rep[t.model == m] > 0).any())
             for ci in range(1, len(t.conditions)):
                 mode = t.conditions[ci]
                 sel = np.nonzero((t.cond == ci) & (t.model == m))[0]
@@ -389,7 +420,8 @@ class Analyser:
             row: dict[str, Any] = {
                 "model": model, "benchmark": bench, "level": level, "mode": mode,
                 "trace": str(tr), "n": n, "questions": nq,
-                "accuracy": _r(acc), **dict(zip(("ci_low", "ci_high"), _ci(acc_draws))),
+                "accuracy": _r(acc),
+                **dict(zip(("ci_low", "ci_high"), (_r(x) for x in stats.mean_interval(qv, acc_draws)))),
                 "parse_rate": _r(pars.mean()) if n else None,
                 "paired": npair,
             }
@@ -405,7 +437,8 @@ class Analyser:
                             "drop": _r(clean_acc - adv_acc),
                             **dict(zip(("drop_ci_low", "drop_ci_high"), _ci(d))),
                             "correct_to_wrong": c2w, "wrong_to_correct": w2c,
-                            "mcnemar_p": None if tr == "mean" else _r(stats.mcnemar_exact(c2w, w2c), 10)})
+                            "mcnemar_p": None if (tr == "mean" or self._repeated)
+                            else _r(stats.mcnemar_exact(c2w, w2c), 10)})
             else:
                 row.update({"clean_accuracy": None, "paired_accuracy": None, "drop": None,
                             "drop_ci_low": None, "drop_ci_high": None,
@@ -488,7 +521,8 @@ class Analyser:
                     if not n:
                         continue
                     k = int(corr[inb].sum())
-                    lo, hi = _ci(stats.bootstrap_proportion(k, n, self.rng("bin", model, bench, i), self.b))
+                    qv = _per_question_mean(t.qid[sel][inb], corr[inb])
+                    lo, hi = (_r(x) for x in stats.wilson(float(qv.sum()), int(qv.size)))
                     data.prob_bins.append({"model": model, "benchmark": bench,
                                            "bin_low": float(edges[i]), "bin_high": float(edges[i + 1]),
                                            "n": n, "correct": k, "accuracy": _r(k / n),
@@ -513,6 +547,45 @@ class Analyser:
                         row.update({"gap": None, "gap_ci_low": None, "gap_ci_high": None})
                     data.threshold_sweep.append(row)
 
+    # ------------------------------------------------------------------ repeats
+    def repeats(self, data: ReportData) -> None:
+        """pass@1, maj@k and pass@k per model, benchmark and subset, where the clean run
+        drew several samples per question; intervals resample questions."""
+        t = self.t
+        if t.rep is None or not (t.rep > 0).any():
+            return
+        sel = np.nonzero(t.cond == 0)[0]
+        for (m, bq), rows in sorted(_groups(t.model[sel], t.bench[sel]).items()):
+            rows = sel[rows]
+            q = t.qid[rows]
+            uq, inv, cnt = np.unique(q, return_inverse=True, return_counts=True)
+            if cnt.max() < 2:
+                continue
+            k = int(cnt.min())
+            c = np.bincount(inv, weights=t.correct[rows], minlength=uq.size)
+            maj = _majority(inv, t.pred[rows], t.correct[rows], uq.size)
+            pk = stats.pass_at_k(cnt, c, k)
+            sub = np.full(uq.size, -1, np.int8)
+            sub[inv] = t.subset[rows]
+            for name, mask in (("all", np.ones(uq.size, bool)),
+                               *((SUBSETS[s], sub == s) for s in (0, 1))):
+                if not mask.any():
+                    continue
+                row: dict[str, Any] = {"model": t.models[m], "benchmark": t.benchmarks[bq],
+                                       "subset": name, "questions": int(mask.sum()), "k": k,
+                                       "samples": int(cnt[mask].sum())}
+                for key, vals in (("pass@1", c[mask] / cnt[mask]), (f"maj@{k}", maj[mask]),
+                                  (f"pass@{k}", pk[mask])):
+                    draws = stats.bootstrap_means(vals, self.rng("rep", t.models[m], t.benchmarks[bq], name, key),
+                                                  self.b)
+                    lo, hi = stats.mean_interval(vals, draws)
+                    label = key.split("@")[0] + ("@k" if key != "pass@1" else "@1")
+                    row.update({label: _r(vals.mean()), f"{label}_ci_low": _r(lo), f"{label}_ci_high": _r(hi)})
+                data.repeats.append(row)
+        if (t.rep[t.cond > 0] > 0).any():
+            data.notes.append("adversarial samples were drawn several times per trace: each question's "
+                              "samples are averaged; the per-trace McNemar test is omitted")
+
     # ------------------------------------------------------------------ parsing
     def parse(self, data: ReportData) -> None:
         t = self.t
@@ -536,6 +609,28 @@ def _parse_counts(t: SampleTable, cond: str) -> dict[tuple[int, int], tuple[int,
     return out
 
 
+def _majority(inv: np.ndarray, pred: np.ndarray, correct: np.ndarray, nq: int) -> np.ndarray:
+    """maj@k per question: 1 when the most frequent parsed answer is the gold one, 1/m
+    when it ties with m - 1 others, else 0 (no parsed answer: 0). The gold letter is the
+    prediction of a correct sample (unknown, so 0, when none is correct)."""
+    out = np.zeros(nq)
+    order = np.argsort(inv, kind="stable")
+    bounds = np.searchsorted(inv[order], np.arange(nq + 1))
+    for qi in range(nq):
+        idx = order[bounds[qi]:bounds[qi + 1]]
+        ok = correct[idx]
+        if not ok.any():
+            continue
+        p = pred[idx]
+        p = p[p >= 0]
+        vals, counts = np.unique(p, return_counts=True)
+        top = vals[counts == counts.max()]
+        gold = pred[idx][ok][0]
+        if gold in top:
+            out[qi] = 1.0 / top.size
+    return out
+
+
 def _per_question_mean(qid: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Mean of ``values`` per distinct question (one value per question)."""
     if qid.size == 0:
@@ -548,16 +643,31 @@ def _per_question_mean(qid: np.ndarray, values: np.ndarray) -> np.ndarray:
     return sums / cnt
 
 
-def _subset_cols(name: str, acc: float | None, n: int, draws: np.ndarray | None) -> dict[str, Any]:
-    lo, hi = _ci(draws) if draws is not None else (None, None)
+def _subset_cols(name: str, acc: float | None, n: int, draws: np.ndarray | None,
+                 count: float | None = None) -> dict[str, Any]:
+    """``count`` (correct questions) given: the Wilson interval of ``count / n``; else the
+    percentile interval of ``draws`` (macro averages)."""
+    if count is not None and n:
+        lo, hi = (_r(x) for x in stats.wilson(count, n))
+    else:
+        lo, hi = _ci(draws) if draws is not None else (None, None)
     return {f"{name}_n": n, f"{name}_accuracy": _r(acc), f"{name}_ci_low": lo, f"{name}_ci_high": hi}
 
 
-def _gap_cols(draws: dict[int, np.ndarray], est: dict[int, float]) -> dict[str, Any]:
-    """Knowledge minus reasoning, with the interval of the paired draws."""
+def _gap_cols(draws: dict[int, np.ndarray], est: dict[int, float],
+              counts: dict[int, tuple[float, int]] | None = None) -> dict[str, Any]:
+    """Knowledge minus reasoning, with the interval of the stratified draws; where those
+    cannot vary (both subsets all right or all wrong) and ``counts`` are given, Newcombe's
+    hybrid score interval (``statsmodels`` ``confint_proportions_2indep``)."""
     if 0 not in est or 1 not in est:
         return {"gap": None, "gap_ci_low": None, "gap_ci_high": None}
     lo, hi = _ci(draws[0] - draws[1])
+    if counts and lo is not None and hi is not None and hi - lo <= 0:
+        from statsmodels.stats.proportion import confint_proportions_2indep
+
+        (k0, n0), (k1, n1) = counts[0], counts[1]
+        lo, hi = (_r(float(x)) for x in confint_proportions_2indep(
+            k0, n0, k1, n1, method="newcomb", compare="diff", alpha=1 - stats.CONFIDENCE))
     return {"gap": _r(est[0] - est[1]), "gap_ci_low": lo, "gap_ci_high": hi}
 
 

@@ -1,31 +1,45 @@
-"""Exports: CSV / JSON of every number, an lm-eval-style results JSON per model, and a
-Hugging Face ``.eval_results`` YAML per model for model cards.
+"""Exports: CSV / JSON of every number, an lm-eval results file per model, and Hugging
+Face ``.eval_results`` YAML and ``model-index`` blocks per model.
 
-lm-eval-style results (``lm_eval_results/<model>/results_medsplit.json``) use lm-eval's
-``"<metric>,<filter>"`` keys with the filter ``none``, sorted keys and these task names:
+Accepts :class:`ReportData`; guarantees every file lands inside the chosen folder
+(names taken from the logs go through :func:`safe_name` and :func:`inside`), CSV cells
+that a spreadsheet would run as a formula are neutralised, and each export is shaped for
+its consumer (tests feed them to ``huggingface_hub`` and ``lm_eval``).
 
-- ``medsplit_<benchmark>_<subset>`` (subset ``knowledge`` | ``reasoning`` | ``all``):
-  ``acc,none``, ``acc_stderr,none`` (``sqrt(p(1-p)/(n-1))`` as lm-eval's ``mean``),
-  ``acc_ci_low,none`` / ``acc_ci_high,none`` (bootstrap), ``parse_rate,none``;
-- ``medsplit_<benchmark>``: the above for all questions plus ``gap,none`` and its interval;
-- ``medsplit_<benchmark>_<subset>_adversarial_<mode>``: accuracy, ``drop,none`` ...;
-- groups ``medsplit_knowledge`` / ``medsplit_reasoning`` / ``medsplit``: size-weighted
-  ``acc,none`` and macro ``acc_macro,none`` (and the gaps).
+lm-eval results (``lm_eval_results/<model>/results_medsplit.json`` and one
+``samples_<task>_medsplit.jsonl`` per task, so ``medsplit report`` reads the folder back
+and gives the same numbers). Tasks and groups carry the names the lm-eval tasks have
+(see docs/lm_eval.md), with the metric keys a real run writes (``acc,score``,
+``parsed,score``; ``acc,none`` for the log-likelihood ``_mc`` tasks) plus
+``acc_ci_low`` / ``acc_ci_high`` (the report's interval):
 
-Hugging Face (``hf_eval_results/<model>/.eval_results/medsplit_<condition>.yaml``)
-follows the Hub's Evaluation Results format (https://huggingface.co/docs/hub/eval-results):
-a YAML list of entries with ``dataset.id`` (the hub dataset, required), ``dataset.task_id``,
-optional ``dataset.revision`` (only when the run recorded a commit sha), ``value``
-(accuracy in percent, required), ``date``, ``source`` and ``notes`` (set only for
-non-default variants, here the adversarial conditions, which go to their own file as the
-format asks for variants of one benchmark).
+- tasks ``medsplit_<benchmark>_<subset>`` (clean, chain of thought),
+  ``..._<subset>_mc`` (log-likelihood), ``..._<subset>_adversarial`` (prefill traces; an
+  Inspect-only trace mode ``m`` gets ``..._adversarial_<m>``, a name lm-eval has not);
+- groups as lm-eval defines them: ``medsplit_<benchmark>`` (clean accuracy, both subsets),
+  ``medsplit_<benchmark>_mc``, ``medsplit_<benchmark>_adversarial``,
+  ``medsplit_knowledge`` / ``medsplit_reasoning`` (+ ``_mc`` / ``_adversarial``),
+  ``medsplit_mc``, ``medsplit_adversarial``: each the question-weighted mean of its
+  tasks, which is what lm-eval's ``weight_by_size`` mean gives for the same samples;
+- gaps, drops, repeats (pass@k, maj@k), settings and provenance under ``medsplit_report``.
+
+Hugging Face (``hf_eval_results/<model>/.eval_results/medsplit[_<condition>].yaml``): a
+list of entries built with ``huggingface_hub.EvalResultEntry`` and written by
+``eval_result_entries_to_yaml``: ``dataset.id`` (the hub dataset), ``dataset.task_id``
+``<config>[_<subset>][_mc]``, ``dataset.revision`` only when the run recorded a 40-hex
+commit (else the revision goes to ``notes``), ``value`` (percent) and ``notes`` (setting,
+subset, trace mode, revision, classifier). No ``source`` (it would need a URL).
+``model_index.yaml`` holds the same results as a model card's ``model-index`` block
+(``huggingface_hub.ModelCardData`` with ``EvalResult`` entries).
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as _dt
+import hashlib
 import json
+import math
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,33 +47,78 @@ from typing import Any
 
 from lm_eval_medsplit.registry import HUB_DATASET, find_benchmark
 from lm_eval_medsplit.report.analysis import CLEAN, ReportData
-from lm_eval_medsplit.report.stats import binomial_stderr
+from lm_eval_medsplit.report.readers import LOGLIKELIHOOD
 
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+GENERATIVE = "generative"
+#: The adversarial mode the lm-eval tasks use: its tasks keep lm-eval's names.
+LM_EVAL_MODE = "prefill"
+FILTER = {GENERATIVE: "score", LOGLIKELIHOOD: "none"}
+RESULTS_NAME = "results_medsplit.json"
 
 
-def sanitize(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "__", name).strip("_") or "model"
+def safe_name(name: str, max_len: int = 80) -> str:
+    """A file or folder name from untrusted text: only ``[A-Za-z0-9._-]``, no leading
+    dot or dash (so never ``.`` / ``..`` or a hidden file), at most ``max_len``
+    characters (a hash of the full name keeps long ones distinct)."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "__", str(name)).lstrip("._-").rstrip("._-")
+    if len(s) > max_len:
+        s = s[:max_len - 9].rstrip("._-") + "-" + hashlib.sha256(str(name).encode("utf-8", "replace")).hexdigest()[:8]
+    return s or "model"
+
+
+sanitize = safe_name  # the earlier name
+
+
+def inside(root: Path, path: Path) -> Path:
+    """``path`` if it resolves inside ``root``; a ``ValueError`` otherwise."""
+    r = root.resolve()
+    p = path.resolve()
+    if p != r and r not in p.parents:
+        raise ValueError(f"refusing to write {path}: outside {root}")
+    return path
 
 
 def model_dirs(models: Iterable[str]) -> dict[str, str]:
-    """A folder name per model: :func:`sanitize`, plus a short hash of the name where two
+    """A folder name per model: :func:`safe_name`, plus a short hash of the name where two
     models would share a folder ("org/My Model" and "org My Model")."""
-    import hashlib
-
     models = sorted(set(models))
-    names = {m: sanitize(m) for m in models}
+    names = {m: safe_name(m) for m in models}
     counts: dict[str, int] = {}
     for n in names.values():
         counts[n] = counts.get(n, 0) + 1
-    return {m: n if counts[n] == 1 else f"{n}-{hashlib.sha256(m.encode()).hexdigest()[:8]}"
+    return {m: n if counts[n] == 1 else f"{n}-{hashlib.sha256(m.encode('utf-8', 'replace')).hexdigest()[:8]}"
             for m, n in names.items()}
+
+
+def split_setting(model: str) -> tuple[str, str]:
+    """``("M", "loglikelihood")`` for the ``_mc`` rows' ``"M (loglikelihood)"``, else
+    ``(model, "generative")``."""
+    suffix = f" ({LOGLIKELIHOOD})"
+    if model.endswith(suffix):
+        return model[:-len(suffix)], LOGLIKELIHOOD
+    return model, GENERATIVE
+
+
+def base_models(d: ReportData) -> list[str]:
+    return list(dict.fromkeys(split_setting(m)[0] for m in d.models))
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(v: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: strings starting with ``= + - @`` (or a tab
+    / carriage return) get a leading ``'`` (OWASP's advice); numbers stay numbers."""
+    if isinstance(v, str) and v.startswith(_FORMULA_START):
+        return "'" + v
+    return v
 
 
 def _cell(v: Any) -> Any:
     if isinstance(v, (dict, list)):
-        return json.dumps(v, sort_keys=True, ensure_ascii=False)
-    return "" if v is None else v
+        v = json.dumps(v, sort_keys=True, ensure_ascii=False)
+    return "" if v is None else csv_safe(v)
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
@@ -90,85 +149,229 @@ def write_tables(d: ReportData, out_dir: Path) -> list[Path]:
     return paths
 
 
-# --------------------------------------------------------------------------- lm-eval style
+# --------------------------------------------------------------------------- lm-eval
 
 
-def lm_eval_results(d: ReportData, model: str, *, reference: dict[str, Any] | None = None) -> dict[str, Any]:
+def task_name(bench: str, subset: str | None, condition: str, setting: str) -> str:
+    """The lm-eval task (``subset`` knowledge / reasoning) or group (``subset`` None /
+    ``"all"``) name of a cell."""
+    name = f"medsplit_{bench}" + ("" if subset in (None, "all") else f"_{subset}")
+    if setting == LOGLIKELIHOOD:
+        name += "_mc"
+    if condition != CLEAN:
+        name += "_adversarial" + ("" if condition == LM_EVAL_MODE else f"_{safe_name(condition)}")
+    return name
+
+
+def _suffix(condition: str, setting: str) -> str:
+    return task_name("x", None, condition, setting)[len("medsplit_x"):]
+
+
+def _pooled(cells: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Question-weighted accuracy of accuracy rows (lm-eval's ``weight_by_size`` mean),
+    its standard error (independent cells) and the sample-weighted parse rate."""
+    q = sum(c["questions"] for c in cells)
+    n = sum(c["n"] for c in cells)
+    if not q:
+        return {"acc": None, "acc_stderr": None, "parsed": None}
+    # exact where a cell is a plain proportion (its accuracy field is rounded)
+    acc = sum((c["correct"] if c["questions"] == c["n"] else c["accuracy"] * c["questions"])
+              for c in cells) / q
+    ses = [c["stderr"] for c in cells]
+    se = None if any(x is None for x in ses) else math.sqrt(sum((c["questions"] / q) ** 2 * c["stderr"] ** 2
+                                                                  for c in cells))
+    return {"acc": round(acc, 6), "acc_stderr": None if se is None else round(se, 6),
+            "parsed": round(sum(c["parse_rate"] * c["n"] for c in cells) / n, 6) if n else None}
+
+
+def _binom_se(p: float | None, n: int) -> float | None:
+    return None if p is None or n < 2 else round(math.sqrt(p * (1 - p) / (n - 1)), 6)
+
+
+def _metrics(vals: dict[str, Any], flt: str) -> dict[str, Any]:
+    """``"<metric>,<filter>"`` keys; a missing standard error is lm-eval's ``"N/A"``,
+    other missing values are left out (make_table formats every value it finds)."""
+    out = {}
+    for k, v in vals.items():
+        if v is None:
+            if k.endswith("_stderr"):
+                out[f"{k},{flt}"] = "N/A"
+            continue
+        out[f"{k},{flt}"] = v
+    return out
+
+
+def _meta_for(d: ReportData, bench: str, subset: str | None, condition: str, setting: str,
+              repeats: int) -> dict[str, Any]:
+    prov = dict(d.provenance.get(bench) or {})
+    return {"benchmark": bench, "subset": subset or "all", "setting": setting,
+            "prompt_style": "mc" if setting == LOGLIKELIHOOD else "cot",
+            "adversarial": None if condition == CLEAN else condition,
+            "repeats": repeats, "dataset": HUB_DATASET, **prov}
+
+
+def lm_eval_results(d: ReportData, model: str, *, reference: dict[str, Any] | None = None,
+                    rows: list[Any] | None = None) -> dict[str, Any]:
+    """The lm-eval results document of ``model`` (both settings)."""
+    from lm_eval_medsplit import __version__
+
+    try:
+        from importlib.metadata import version
+
+        lm_eval_version = version("lm_eval")
+    except Exception:  # lm-eval not installed: the file is still lm-eval-shaped
+        lm_eval_version = None
     results: dict[str, dict[str, Any]] = {}
-    n_samples: dict[str, dict[str, int]] = {}
-
-    def put(task: str, alias: str, metrics: dict[str, Any], n: int) -> None:
-        entry = results.setdefault(task, {"alias": alias})
-        for k, v in metrics.items():
-            entry[f"{k},none"] = v
-        n_samples[task] = {"original": n, "effective": n}
-
-    for r in d.accuracy:
-        if r["model"] != model:
-            continue
-        cond = "" if r["condition"] == CLEAN else f"_adversarial_{r['condition']}"
-        sub = "" if (r["subset"] == "all" and not cond) else f"_{r['subset']}"
-        task = f"medsplit_{r['benchmark']}{sub}{cond}"
-        alias = f"{r['benchmark']} ({r['subset']}{', ' + r['condition'] if cond else ''})"
-        put(task, alias, {"acc": r["accuracy"], "acc_stderr": r["stderr"],
-                          "acc_ci_low": r["ci_low"], "acc_ci_high": r["ci_high"],
-                          "parse_rate": r["parse_rate"]}, r["n"])
     groups: dict[str, dict[str, Any]] = {}
-    for r in d.gaps:
-        if r["model"] != model:
+    subtasks: dict[str, list[str]] = {}
+    configs: dict[str, dict[str, Any]] = {}
+    hib: dict[str, dict[str, bool]] = {}
+    n_samples: dict[str, dict[str, int]] = {}
+    group_cells: dict[str, list[dict[str, Any]]] = {}
+    repeats = _repeats_per_model(rows, model)
+    mine = [r for r in d.accuracy if split_setting(r["model"])[0] == model]
+    for r in mine:
+        if r["subset"] == "all":
             continue
-        gap = {"gap": r["gap"], "gap_ci_low": r["gap_ci_low"], "gap_ci_high": r["gap_ci_high"]}
-        if r["level"] == "benchmark":
-            task = f"medsplit_{r['benchmark']}"
-            results.setdefault(task, {"alias": r["benchmark"]}).update({f"{k},none": v for k, v in gap.items()})
-            continue
-        suffix = "_macro" if r["level"] == "macro" else ""
-        for s in ("knowledge", "reasoning"):
-            g = groups.setdefault(f"medsplit_{s}", {"alias": f"medsplit {s}"})
-            g[f"acc{suffix},none"] = r[f"{s}_accuracy"]
-            g[f"acc{suffix}_ci_low,none"] = r[f"{s}_ci_low"]
-            g[f"acc{suffix}_ci_high,none"] = r[f"{s}_ci_high"]
-            if not suffix:
-                se = binomial_stderr(r[f"{s}_accuracy"], r[f"{s}_n"])
-                g["acc_stderr,none"] = None if se is None else round(se, 6)
-        g = groups.setdefault("medsplit", {"alias": "medsplit"})  # gap / gap_macro, like acc / acc_macro
-        g.update({f"gap{suffix}{k[len('gap'):]},none": v for k, v in gap.items()})
-    for r in d.adversarial:
-        if r["model"] != model or r["trace"] != "mean" or r["level"] != "benchmark":
-            continue
-        task = f"medsplit_{r['benchmark']}_all_adversarial_{r['mode']}"
-        results.setdefault(task, {"alias": f"{r['benchmark']} (all, {r['mode']})"}).update({
-            "drop,none": r["drop"], "drop_ci_low,none": r["drop_ci_low"],
-            "drop_ci_high,none": r["drop_ci_high"], "clean_acc,none": r["clean_accuracy"],
-            "correct_to_wrong,none": r["correct_to_wrong"], "wrong_to_correct,none": r["wrong_to_correct"]})
-    for r in d.adversarial:
-        if r["model"] != model or r["level"] != "weighted" or r["trace"] != "mean":
-            continue
-        g = groups.setdefault(f"medsplit_adversarial_{r['mode']}", {"alias": f"medsplit adversarial {r['mode']}"})
-        g.update({"acc,none": r["accuracy"], "acc_ci_low,none": r["ci_low"], "acc_ci_high,none": r["ci_high"],
-                  "drop,none": r["drop"], "drop_ci_low,none": r["drop_ci_low"],
-                  "drop_ci_high,none": r["drop_ci_high"]})
+        setting = split_setting(r["model"])[1]
+        flt = FILTER[setting]
+        cond = r["condition"]
+        task = task_name(r["benchmark"], r["subset"], cond, setting)
+        vals = {"acc": r["accuracy"], "acc_stderr": r["stderr"],
+                "acc_ci_low": r["ci_low"], "acc_ci_high": r["ci_high"]}
+        if setting == GENERATIVE:
+            vals.update({"parsed": r["parse_rate"], "parsed_stderr": _binom_se(r["parse_rate"], r["n"])})
+        results[task] = {"alias": task, **_metrics(vals, flt)}
+        hib[task] = {"acc": True, "parsed": True, "acc_ci_low": True, "acc_ci_high": True}
+        n_samples[task] = {"original": r["n"], "effective": r["n"]}
+        configs[task] = {
+            "task": task, "tag": ["medsplit"], "dataset_path": HUB_DATASET,
+            "dataset_kwargs": {"benchmark": r["benchmark"], "subset": r["subset"],
+                               "mode": "mc" if setting == LOGLIKELIHOOD else
+                               ("cot" if cond == CLEAN else "adversarial")},
+            "output_type": "loglikelihood" if setting == LOGLIKELIHOOD else "generate_until",
+            "num_fewshot": 0, "repeats": repeats.get(task, 1),
+            "filter_list": [{"name": flt}],
+            "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}]
+            + ([{"metric": "parsed", "aggregation": "mean", "higher_is_better": True}]
+               if setting == GENERATIVE else []),
+            "metadata": {"version": 1.0, "medsplit": _meta_for(d, r["benchmark"], r["subset"], cond, setting,
+                                                               repeats.get(task, 1))},
+        }
+        sfx = _suffix(cond, setting)
+        for g in (f"medsplit_{r['benchmark']}{sfx}", f"medsplit_{r['subset']}{sfx}"):
+            group_cells.setdefault(g, []).append(r)
+            subtasks.setdefault(g, []).append(task)
+        top = "medsplit" + sfx if sfx else None  # "medsplit" alone is a tag in lm-eval, not a group
+        if top:
+            group_cells.setdefault(top, []).append(r)
+    for g, cells in group_cells.items():
+        setting = LOGLIKELIHOOD if "_mc" in g else GENERATIVE
+        vals = _pooled(cells)
+        flt = FILTER[setting]
+        gv = {"acc": vals["acc"], "acc_stderr": vals["acc_stderr"]}
+        if setting == GENERATIVE:
+            gv["parsed"] = vals["parsed"]
+        groups[g] = {"alias": g, **_metrics(gv, flt)}
+        hib[g] = {"acc": True, "parsed": True}
+    # the top groups hold the per-subset groups, as in the task YAMLs
+    for g in list(group_cells):
+        for sub in ("knowledge", "reasoning"):
+            if g.startswith(f"medsplit_{sub}"):
+                top = "medsplit" + g[len(f"medsplit_{sub}"):]
+                if top in group_cells:
+                    subtasks.setdefault(top, []).append(g)
+    subtasks = {g: sorted(set(v)) for g, v in subtasks.items() if g in groups}
+    for g in groups:
+        subtasks.setdefault(g, [])
+    both = {**results, **groups}
+    extra = {
+        "settings": d.settings, "provenance": d.provenance, "reference": reference or {},
+        "package_version": __version__,
+        "gaps": [r for r in d.gaps if split_setting(r["model"])[0] == model],
+        "adversarial": [r for r in d.adversarial if split_setting(r["model"])[0] == model],
+        "repeats": [r for r in d.repeats if split_setting(r["model"])[0] == model],
+    }
     return {
-        "results": dict(sorted(results.items())),
+        "results": dict(sorted(both.items())),
         "groups": dict(sorted(groups.items())),
+        "group_subtasks": dict(sorted(subtasks.items())),
+        "configs": dict(sorted(configs.items())),
+        "versions": {t: 1.0 for t in sorted(both)},
+        "n-shot": {t: 0 for t in sorted(both)},
+        "higher_is_better": dict(sorted(hib.items())),
         "n-samples": dict(sorted(n_samples.items())),
-        "versions": {t: 1 for t in sorted(results)},
+        "config": {"model": "medsplit-report", "model_args": None, "model_name": model},
         "model_name": model,
-        "config": {"model_name": model},
-        "medsplit_report": {"settings": d.settings, "reference": reference or {}},
+        "model_name_sanitized": safe_name(model),
+        "lm_eval_version": lm_eval_version,
+        "medsplit_report": extra,
     }
 
 
-def write_lm_eval_results(d: ReportData, out_dir: Path, *, reference: dict[str, Any] | None = None) -> list[Path]:
+def _repeats_per_model(rows: list[Any] | None, model: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in rows or ():
+        base, setting = split_setting(r.model)
+        if base == model and r.subset in ("knowledge", "reasoning"):
+            t = task_name(r.benchmark, r.subset, r.adversarial or CLEAN, setting)
+            out[t] = max(out.get(t, 1), (r.repeat or 0) + 1)
+    return out
+
+
+def _sample_lines(rows: list[Any], model: str) -> dict[str, list[str]]:
+    """task -> JSONL lines, one per document (a question, or a question and trace), with
+    the sample metadata and the scoring fields of each repeat in the doc."""
+    docs: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        base, setting = split_setting(r.model)
+        if base != model or r.subset not in ("knowledge", "reasoning"):
+            continue
+        task = task_name(r.benchmark, r.subset, r.adversarial or CLEAN, setting)
+        key = (task, r.benchmark, r.id, r.adversarial, r.trace_index)
+        e = docs.get(key)
+        if e is None:
+            e = docs[key] = {"task": task, "filter": FILTER[setting], "reps": [], "doc": {
+                "id": r.id, "benchmark": r.benchmark, "record_hash": r.record_hash, "subset": r.subset,
+                "reasoning_prob": r.reasoning_prob, "adversarial": r.adversarial,
+                "trace_index": r.trace_index, "content_hash": r.content_hash, "revision": r.revision}}
+        e["reps"].append(r)
+    out: dict[str, list[str]] = {}
+    for i, e in enumerate(docs.values()):
+        reps = sorted(e["reps"], key=lambda r: r.repeat or 0)
+        doc = dict(e["doc"], medsplit_scores=[{"pred": r.pred, "method": r.method, "outcome": r.outcome}
+                                              for r in reps])
+        line = {"doc_id": i, "doc": doc, "filter": e["filter"],
+                "resps": [[r.output or "" for r in reps]],
+                "filtered_resps": [r.pred or "[invalid]" for r in reps],
+                "acc": sum(r.outcome == "correct" for r in reps) / len(reps)}
+        out.setdefault(e["task"], []).append(json.dumps(line, ensure_ascii=False, sort_keys=True))
+    return out
+
+
+def write_lm_eval_results(d: ReportData, out_dir: Path, *, reference: dict[str, Any] | None = None,
+                          rows: list[Any] | None = None) -> list[Path]:
+    """One folder per model under ``out_dir``: ``results_medsplit.json`` and, given the
+    report's ``rows``, a ``samples_<task>_medsplit.jsonl`` per task (what makes the folder
+    readable by ``medsplit report`` again)."""
     paths = []
-    dirs = model_dirs(d.models)
-    for m in d.models:
-        doc = lm_eval_results(d, m, reference=reference)
+    models = base_models(d)
+    dirs = model_dirs(models)
+    for m in models:
+        doc = lm_eval_results(d, m, reference=reference, rows=rows)
         if not doc["results"]:
             continue
-        p = out_dir / dirs[m] / "results_medsplit.json"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        folder = inside(out_dir, out_dir / dirs[m])
+        folder.mkdir(parents=True, exist_ok=True)
+        if rows is not None:
+            lines = _sample_lines(rows, m)
+            for task, ls in sorted(lines.items()):
+                doc["n-samples"][task] = {"original": len(ls), "effective": len(ls)}
+                sp = inside(out_dir, folder / f"samples_{task}_medsplit.jsonl")
+                sp.write_text("\n".join(ls) + "\n", encoding="utf-8")
+                paths.append(sp)
+        p = inside(out_dir, folder / RESULTS_NAME)
+        p.write_text(json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n", encoding="utf-8")
         paths.append(p)
     return paths
 
@@ -176,52 +379,89 @@ def write_lm_eval_results(d: ReportData, out_dir: Path, *, reference: dict[str, 
 # --------------------------------------------------------------------------- Hugging Face
 
 
+def _notes(d: ReportData, bench: str, subset: str, condition: str, setting: str,
+           revision: str | None) -> str:
+    prov = d.provenance.get(bench) or {}
+    parts = [f"setting: {'log-likelihood over the option letters' if setting == LOGLIKELIHOOD else 'generative chain of thought'}",
+             f"subset: {subset}",
+             f"adversarial trace mode: {condition}" if condition != CLEAN else "clean (no adversarial trace)"]
+    if revision and not _SHA_RE.match(str(revision)):
+        parts.append(f"dataset revision: {revision}")
+    if prov.get("content_hash"):
+        parts.append(f"eval-set content hash: {prov['content_hash']}")
+    if prov.get("labels_from"):
+        lf = prov["labels_from"]
+        parts.append("classifier: " + (json.dumps(lf, sort_keys=True) if not isinstance(lf, str) else lf))
+    parts.append("lm-eval-medsplit report")
+    return "; ".join(parts)
+
+
 def hf_eval_results(d: ReportData, model: str, *, reference: dict[str, Any] | None = None,
-                    date: str | None = None) -> dict[str, list[dict[str, Any]]]:
-    """file name -> list of entries for one model (clean in ``medsplit.yaml``, each
-    adversarial mode in ``medsplit_adversarial_<mode>.yaml``)."""
+                    date: str | None = None) -> dict[str, list[Any]]:
+    """file name -> ``huggingface_hub.EvalResultEntry`` list for one model: clean results
+    (both settings) in ``medsplit.yaml``, each adversarial mode in
+    ``medsplit_adversarial_<mode>.yaml``."""
+    from huggingface_hub import EvalResultEntry
+
     date = date or _dt.date.today().isoformat()
-    files: dict[str, list[dict[str, Any]]] = {}
-
-    def entry(bench: str, task_id: str, value: float, notes: str | None) -> dict[str, Any] | None:
-        b = find_benchmark(bench)
-        if b is None:
-            return None
-        ds: dict[str, Any] = {"id": HUB_DATASET, "task_id": f"{b.config}_{task_id}" if task_id else b.config}
-        rev = (reference or {}).get(bench, {}).get("revision")
-        if isinstance(rev, str) and _SHA_RE.match(rev):
-            ds["revision"] = rev
-        e = {"dataset": ds, "value": round(100 * value, 2), "date": date,
-             "source": {"name": "lm-eval-medsplit report"}}
-        if notes:
-            e["notes"] = notes
-        return e
-
+    files: dict[str, list[Any]] = {}
     for r in d.accuracy:
-        if r["model"] != model or r["accuracy"] is None:
+        base, setting = split_setting(r["model"])
+        if base != model or r["accuracy"] is None:
             continue
-        if r["condition"] == CLEAN:
-            e = entry(r["benchmark"], "" if r["subset"] == "all" else r["subset"], r["accuracy"], None)
-            fname = "medsplit.yaml"
-        else:
-            e = entry(r["benchmark"], "" if r["subset"] == "all" else r["subset"], r["accuracy"],
-                      f"Adversarial {r['condition']}: incorrect reasoning trace in the prompt")
-            fname = f"medsplit_adversarial_{r['condition']}.yaml"
-        if e is not None:
-            files.setdefault(fname, []).append(e)
+        b = find_benchmark(r["benchmark"])
+        if b is None:
+            continue
+        task_id = b.config + ("" if r["subset"] == "all" else f"_{r['subset']}") + \
+            ("_mc" if setting == LOGLIKELIHOOD else "")
+        rev = (reference or {}).get(r["benchmark"], {}).get("revision") or \
+            (d.provenance.get(r["benchmark"]) or {}).get("revision")
+        cond = r["condition"]
+        e = EvalResultEntry(dataset_id=HUB_DATASET, task_id=task_id, value=round(100 * r["accuracy"], 2),
+                            dataset_revision=rev if isinstance(rev, str) and _SHA_RE.match(rev) else None,
+                            date=date, notes=_notes(d, r["benchmark"], r["subset"], cond, setting, rev))
+        fname = "medsplit.yaml" if cond == CLEAN else f"medsplit_adversarial_{safe_name(cond)}.yaml"
+        files.setdefault(fname, []).append(e)
     return files
+
+
+def model_index(d: ReportData, model: str, *, reference: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``model-index`` block of a model card (``ModelCardData(...).to_dict()``)."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    results = []
+    for fname, entries in hf_eval_results(d, model, reference=reference, date="1970-01-01").items():
+        for e in entries:
+            results.append(EvalResult(
+                task_type="multiple-choice", task_name=f"medsplit {e.task_id}"
+                + ("" if fname == "medsplit.yaml" else f" ({fname[len('medsplit_'):-len('.yaml')]})"),
+                dataset_type=HUB_DATASET, dataset_name=f"medsplit {e.task_id}", dataset_config=e.task_id,
+                dataset_split="test", dataset_revision=e.dataset_revision,
+                metric_type="accuracy", metric_value=e.value, metric_name="accuracy (%)",
+                metric_config=e.notes))
+    card = ModelCardData(model_name=model, eval_results=results)
+    return {"model-index": card.to_dict()["model-index"]}
 
 
 def write_hf_eval_results(d: ReportData, out_dir: Path, *, reference: dict[str, Any] | None = None,
                           date: str | None = None) -> list[Path]:
     import yaml
+    from huggingface_hub import eval_result_entries_to_yaml
 
     paths = []
-    dirs = model_dirs(d.models)
-    for m in d.models:
-        for fname, entries in hf_eval_results(d, m, reference=reference, date=date).items():
-            p = out_dir / dirs[m] / ".eval_results" / fname
+    models = base_models(d)
+    dirs = model_dirs(models)
+    for m in models:
+        files = hf_eval_results(d, m, reference=reference, date=date)
+        for fname, entries in files.items():
+            p = inside(out_dir, out_dir / dirs[m] / ".eval_results" / fname)
             p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(yaml.safe_dump(entries, sort_keys=False, allow_unicode=True), encoding="utf-8")
+            p.write_text(yaml.safe_dump(eval_result_entries_to_yaml(entries), sort_keys=False, allow_unicode=True),
+                         encoding="utf-8")
+            paths.append(p)
+        if files:
+            p = inside(out_dir, out_dir / dirs[m] / "model_index.yaml")
+            p.write_text(yaml.safe_dump(model_index(d, m, reference=reference), sort_keys=False,
+                                        allow_unicode=True), encoding="utf-8")
             paths.append(p)
     return paths

@@ -74,6 +74,59 @@ def split_parts(runs: Sequence[Run]) -> list[Part]:
     return parts
 
 
+#: Inspect model providers (``provider/model``): the prefix names the backend, not the model.
+INSPECT_PROVIDERS = frozenset((
+    "hf", "vllm", "sglang", "ollama", "llama-cpp-python", "transformer_lens", "openai", "anthropic",
+    "google", "mistral", "grok", "groq", "together", "fireworks", "bedrock", "azureai", "cf",
+    "perplexity", "goodfire", "hf-inference-providers", "openrouter", "none", "mockllm"))
+#: lm-eval backends whose ``model_name`` may carry a provider-style prefix.
+_MULTI_SEGMENT_PROVIDERS = frozenset(("openai-api",))  # openai-api/<service>/<model>
+
+
+def canonical_model(name: str, harness: str | None = None) -> str:
+    """One name for one model across harnesses: Inspect's ``provider/`` prefix dropped
+    (``hf//abs/path`` -> ``/abs/path``, ``hf/Qwen/Qwen3-8B`` -> ``Qwen/Qwen3-8B``,
+    ``openai-api/together/m`` -> ``m``), a local path made absolute, normalised and
+    without a trailing slash (symlinks resolved when it exists). A suffix such as
+    ``" (loglikelihood)"`` is kept."""
+    import os
+
+    base, sep, suffix = name.partition(" (")
+    suffix = sep + suffix
+    parts = base.split("/")
+    if harness != "lm-eval" and len(parts) > 1:
+        if parts[0] in _MULTI_SEGMENT_PROVIDERS and len(parts) > 2:
+            base = "/".join(parts[2:])
+        elif parts[0] in INSPECT_PROVIDERS:
+            base = "/".join(parts[1:])
+    if base.startswith(("/", "./", "../", "~")) or (os.sep != "/" and os.sep in base):
+        path = os.path.expanduser(base)
+        base = os.path.realpath(path) if os.path.exists(path) else os.path.normpath(os.path.abspath(path))
+    return base.rstrip("/") + suffix if base not in ("", "/") else base + suffix
+
+
+def normalise_models(runs: Sequence[Run]) -> list[str]:
+    """Give each run and its rows the :func:`canonical_model` name, in place; returns a
+    note per canonical name that joins runs logged under different names."""
+    logged: dict[str, dict[str, list[str]]] = {}
+    for run in runs:
+        base = run.model
+        canon = canonical_model(base, run.harness)
+        logged.setdefault(canon, {}).setdefault(base, []).append(f"{run.harness} {run.path}")
+        if canon == base:
+            continue
+        for r in run.rows:
+            if r.model.startswith(base):
+                r.model = canon + r.model[len(base):]
+        run.model = canon
+    notes = []
+    for canon, names in logged.items():
+        if len(names) > 1 or next(iter(names)) != canon:
+            joined = "; ".join(f"{n!r} ({', '.join(w)})" for n, w in names.items())
+            notes.append(f"model {canon!r}: joined {joined}")
+    return notes
+
+
 def rename_models(runs: Sequence[Run], mapping: Mapping[str, str]) -> list[str]:
     """Rename models (``--rename OLD=NEW``) in place, runs and rows alike. A row's model
     with a suffix (``"M (loglikelihood)"``, the ``_mc`` tasks) keeps it (``"NEW
@@ -138,7 +191,7 @@ def join_runs(runs: Sequence[Run], *, source: Any = None, revision: str | None =
     dups: Counter[tuple[str, str, str]] = Counter()
     for p in accepted:
         for r in p.rows:
-            key = (r.model, r.benchmark, r.id, r.adversarial, r.trace_index)
+            key = (r.model, r.benchmark, r.id, r.adversarial, r.trace_index, r.repeat)
             first = seen.get(key)
             if first is None:
                 seen[key] = p.run.path

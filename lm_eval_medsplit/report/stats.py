@@ -1,4 +1,16 @@
-"""Statistics for the report: vectorised bootstrap intervals and the exact McNemar test.
+"""Statistics for the report: Wilson intervals for proportions, vectorised bootstrap
+intervals for everything else (means over questions, gaps, drops), pass@k and maj@k for
+repeated samples, and the exact McNemar test.
+
+Proportions
+-----------
+An accuracy over ``n`` questions with one sample each is a binomial proportion; its
+interval is the Wilson score interval (``statsmodels.stats.proportion.proportion_confint``,
+``method="wilson"``), which stays honest at the boundary: 8 of 8 correct gives
+[0.68, 1], not the [1, 1] a percentile bootstrap gives. Means of per-question values
+(adversarial traces, repeated samples) are bootstrapped over *questions*; where every
+question has the same value the bootstrap has zero width and the Wilson interval of the
+mean over the questions is used instead (:func:`mean_interval`).
 
 Bootstrap
 ---------
@@ -70,6 +82,41 @@ def binomial_stderr(p: float | None, n: int) -> float | None:
     if p is None or n < 2:
         return None
     return math.sqrt(p * (1 - p) / (n - 1))
+
+
+def wilson(k: float, n: int, confidence: float = CONFIDENCE) -> tuple[float | None, float | None]:
+    """Wilson score interval of ``k`` successes in ``n`` trials (``k`` may be fractional,
+    a mean times ``n``); ``(None, None)`` for ``n == 0``."""
+    if n <= 0:
+        return None, None
+    from statsmodels.stats.proportion import proportion_confint
+
+    lo, hi = proportion_confint(k, n, alpha=1.0 - confidence, method="wilson")
+    return float(max(0.0, lo)), float(min(1.0, hi))
+
+
+def mean_interval(values: np.ndarray, draws: np.ndarray,
+                  confidence: float = CONFIDENCE) -> tuple[float | None, float | None]:
+    """Interval of the mean of per-question values in [0, 1]: the percentile interval
+    of the question-level bootstrap ``draws``, or, when all values are equal (the
+    bootstrap cannot vary), the Wilson interval of the mean over ``len(values)``."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return None, None
+    lo, hi = interval(draws, confidence)
+    if lo is not None and hi is not None and hi - lo > 0:
+        return lo, hi
+    return wilson(float(v.mean()) * v.size, int(v.size), confidence)
+
+
+def pass_at_k(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
+    """Unbiased pass@k per question (Chen et al. 2021): ``1 - C(n-c, k) / C(n, k)`` for
+    ``n`` samples of which ``c`` are correct (``n >= k``)."""
+    from scipy.special import comb
+
+    n = np.asarray(n, dtype=float)
+    c = np.asarray(c, dtype=float)
+    return 1.0 - comb(n - c, k) / comb(n, k)
 
 
 def interval(draws: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float | None, float | None]:

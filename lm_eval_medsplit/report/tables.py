@@ -8,6 +8,7 @@ out, so the three formats always show the same numbers.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -161,6 +162,20 @@ def parse_table(d: ReportData) -> TableSpec:
     return t
 
 
+def repeats_table(d: ReportData) -> TableSpec:
+    t = TableSpec("repeats", "Repeated samples (clean): pass@1, maj@k, pass@k",
+                  ["model", "benchmark", "subset", "questions", "k", "pass@1 % [95% CI]",
+                   "maj@k % [95% CI]", "pass@k % [95% CI]"],
+                  caption="k samples per question (lm-eval repeats, Inspect --epochs); pass@1 is the mean "
+                          "share of correct samples, maj@k the majority answer (ties split), pass@k the "
+                          "unbiased estimate; intervals resample questions.",
+                  right={3, 4, 5, 6, 7})
+    for r in d.repeats:
+        t.add_model_row([r["model"], r["benchmark"], r["subset"], f"{r['questions']:,}", str(r["k"]),
+                         *(with_ci(r[m], r[f"{m}_ci_low"], r[f"{m}_ci_high"]) for m in ("pass@1", "maj@k", "pass@k"))])
+    return t
+
+
 def runs_table(d: ReportData) -> TableSpec:
     t = TableSpec("runs", "Inputs", ["file", "harness", "model", "benchmarks", "samples",
                                      "revision", "status"], right={4})
@@ -189,6 +204,8 @@ def all_tables(d: ReportData, *, terminal: bool = False) -> list[TableSpec]:
         specs.append(sweep_table(d, every=0.1 if terminal else None))
     if d.prob_bins and not terminal:
         specs.append(bins_table(d))
+    if d.repeats:
+        specs.append(repeats_table(d))
     if not terminal:
         specs.append(parse_table(d))
     specs.append(runs_table(d))
@@ -211,14 +228,25 @@ def to_rich(spec: TableSpec):
     return t
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~])")
+
+
+def md_escape(s: str) -> str:
+    """Text shown literally by Markdown renderers: its special characters backslash-escaped
+    (so ``<script>`` or ``[x](javascript:...)`` from a log stays text), ``&`` as ``&amp;``,
+    line breaks as spaces."""
+    s = str(s).replace("&", "&amp;").replace("\r", " ").replace("\n", " ")
+    return _MD_SPECIAL.sub(r"\\\1", s)
+
+
 def _md_cell(s: str) -> str:
-    return s.replace("|", "\\|").replace("\n", " ")
+    return md_escape(s)
 
 
 def to_markdown(spec: TableSpec) -> str:
-    lines = [f"### {spec.title}", ""]
+    lines = [f"### {md_escape(spec.title)}", ""]
     if spec.caption:
-        lines += [spec.caption, ""]
+        lines += [md_escape(spec.caption), ""]
     lines.append("| " + " | ".join(_md_cell(c) for c in spec.columns) + " |")
     lines.append("|" + "|".join("---:" if i in spec.right else "---" for i in range(len(spec.columns))) + "|")
     for row in spec.rows:
@@ -242,15 +270,15 @@ def to_html(spec: TableSpec) -> str:
 
 
 def markdown_report(d: ReportData, *, title: str = "medsplit report") -> str:
-    parts = [f"# {title}", ""]
+    parts = [f"# {md_escape(title)}", ""]
     parts.append(f"{len(d.models)} model(s), {len(d.benchmarks)} benchmark(s), conditions: "
-                 f"{', '.join(d.conditions)}. Intervals: {int(100 * d.settings.get('confidence', 0.95))}% "
-                 f"bootstrap ({d.settings.get('bootstrap_replicates')} replicates, seed "
-                 f"{d.settings.get('seed')}).\n")
+                 f"{', '.join(d.conditions)}. Intervals: {int(100 * d.settings.get('confidence', 0.95))}%, "
+                 f"Wilson for accuracies, else bootstrap over questions "
+                 f"({d.settings.get('bootstrap_replicates')} replicates, seed {d.settings.get('seed')}).\n")
     for spec in all_tables(d):
         parts.append(to_markdown(spec))
     if d.notes:
         parts.append("### Notes\n")
-        parts += [f"- {n}" for n in d.notes]
+        parts += [f"- {md_escape(n)}" for n in d.notes]
         parts.append("")
     return "\n".join(parts)
