@@ -135,3 +135,37 @@ def test_paper_style_reconsider_and_answer_form():
     assert "Answer: X" not in p.messages[-1]["content"]
     with pytest.raises(ValueError, match="cot, direct, paper"):
         user_prompt(r, "boxed")
+
+
+def test_paper_style_in_training_rows_rewards_and_traces(raw_records):
+    """medsplit-train and trace generation in the paper style: prompts from the prompt
+    builder, SFT targets ending in \\boxed{X} that both rewards accept, traces that end in
+    the style's answer form and still pass the trace check."""
+    from lm_eval_medsplit.adversarial import check_trace, offline_trace, wrong_letter
+    from lm_eval_medsplit.prompts import trace_generation_messages
+    from lm_eval_medsplit.train.data import build_rows, sft_completion
+    from lm_eval_medsplit.train.rewards import AccuracyReward, FormatReward
+
+    records = raw_records["medbullets_op5"][:20]
+    rows = build_rows(records, "grpo", style="paper")
+    assert all(row["style"] == "paper" for row in rows)
+    assert rows[0]["prompt"][-1]["content"] == user_prompt(records[0], "paper")
+    targets = [sft_completion(r, style="paper") for r in records]
+    assert all(c.rstrip().endswith(f"\\boxed{{{r.answer_idx}}}.") for c, r in zip(targets, records))
+    # (these raw rows carry no worked reasoning: give the think block some)
+    completions = [c.replace("<think>\n", "<think>\nThe findings point one way.", 1) for c in targets]
+    kw = {"answer_idx": [row["answer_idx"] for row in rows], "options": [row["options"] for row in rows],
+          "style": [row["style"] for row in rows]}
+    assert AccuracyReward()(completions, **kw) == [1.0] * len(rows)
+    assert FormatReward()(completions, **kw) == [1.0] * len(rows)
+    # a cot-style answer line is not the paper format
+    cot = [sft_completion(r).replace("<think>\n", "<think>\nThe findings point one way.", 1)
+           for r in records]
+    assert FormatReward()(cot, **kw) == [0.0] * len(rows)
+
+    r = records[0]
+    k_letter = wrong_letter(r, 0)
+    trace = offline_trace(r, 0, style="paper")
+    assert trace.endswith(f"\\boxed{{{k_letter}}}.") and check_trace(r, trace, k_letter) == (True, "ok")
+    msgs = trace_generation_messages(r, k_letter, "paper")
+    assert f"\\boxed{{{k_letter}}}" in msgs[-1]["content"] and "Answer: " not in msgs[-1]["content"]
