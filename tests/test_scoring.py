@@ -562,3 +562,37 @@ def test_corpus_questions_with_a_gold_letter_score():
     assert sum(outcomes.values()) == len(rows)
     assert outcomes[Outcome.UNPARSED] < 20
     assert outcomes[Outcome.CORRECT] > 1000
+
+
+# --------------------------------------------------------------------------- styles
+
+PAPER_OPTS = {"A": "Metformin", "B": "Insulin glargine", "C": "E. coli", "D": "A and B"}
+
+
+@pytest.mark.parametrize("text, cot, paper", [
+    # the option text itself, any case / spacing / punctuation
+    ("so the answer is \\boxed{insulin  GLARGINE.}", "B", "B"),
+    # "X. text" of that very option
+    ("\\boxed{B. Insulin glargine}", "B", "B"),
+    # an option text that starts like a letter: strict reads the letter slot, the
+    # authors' pipeline compares the whole box with the option texts first
+    ("\\boxed{A and B}", None, "D"),
+    # nothing in the box matches: both fall back to the normal reading
+    ("The answer is (A).\n\n\\boxed{none of these}", "A", "A"),
+    # the box wins over an <answer> tag in paper style only
+    ("<answer>A</answer> \\boxed{Metformin} \\boxed{E. coli}", "A", "C"),
+])
+def test_paper_style_reads_boxed_content_like_the_authors(text, cot, paper):
+    assert extract_answer(text, PAPER_OPTS).letter == cot
+    assert extract_answer(text, PAPER_OPTS, style="cot").letter == cot
+    assert extract_answer(text, PAPER_OPTS, style="direct").letter == cot
+    assert extract_answer(text, PAPER_OPTS, style="paper").letter == paper
+    if paper is not None:
+        assert score(text, PAPER_OPTS, paper, style="paper").outcome is Outcome.CORRECT
+
+
+def test_unknown_style_is_an_error_naming_the_styles():
+    with pytest.raises(ValueError, match="cot, direct, paper"):
+        extract_answer("Answer: A", OPTS4, style="boxed")
+    with pytest.raises(ValueError, match="cot, direct, paper"):
+        score("Answer: A", OPTS4, "A", style="Paper")

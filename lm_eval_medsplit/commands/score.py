@@ -9,6 +9,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+STYLES = ("cot", "direct", "paper")  # lm_eval_medsplit.scoring.STYLES, without importing it here
+MISSING = "(missing)"
+
 EXAMPLE = """\
 input: one JSON object per line with
   output      the model's text (required)
@@ -19,6 +22,11 @@ every other field is copied to --out unchanged, with pred, method and correct ad
 example:
   medsplit score runs/gpt4o.jsonl --out runs/gpt4o.scored.jsonl
   medsplit score runs/gpt4o.jsonl --json | jq .accuracy
+  medsplit score runs/all_models.jsonl --group-by model   # one row per model
+
+--group-by FIELD prints accuracy, parse rate and how each answer was read (the method
+counts) per value of FIELD, e.g. per model, to check a new model's answers the way the
+extractor was checked (docs/scoring.md). Lines without FIELD form the group "(missing)".
 """
 
 
@@ -31,6 +39,12 @@ def register(sub) -> None:
     p.add_argument("--out", type=Path, help="write each line back with pred, method, correct")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--no-fuzzy", action="store_true", help="turn fuzzy option-text matching off")
+    p.add_argument("--group-by", metavar="FIELD",
+                   help="also report accuracy, parse rate and method counts per value of this "
+                        "field of each line (e.g. model)")
+    p.add_argument("--style", choices=STYLES, default="cot",
+                   help="scoring style: paper also reads \\boxed{} holding an option's text or "
+                        "'X. text' the way the BioMed-R1 authors' pipeline does (default cot)")
     p.set_defaults(func=cmd_score)
 
 
@@ -42,6 +56,19 @@ class ScoreSummary:
     parsed_gold: int = 0
     correct: int = 0
     methods: Counter = field(default_factory=Counter)
+
+    def add(self, letter: str | None, method: str, gold: str | None) -> bool | None:
+        """Count one output; ``correct`` (``None`` without a gold letter)."""
+        self.n += 1
+        self.methods[method] += 1
+        self.parsed += letter is not None
+        if gold is None:
+            return None
+        self.n_gold += 1
+        correct = letter == gold
+        self.correct += correct
+        self.parsed_gold += letter is not None
+        return correct
 
     def as_dict(self) -> dict:
         def ratio(a, b):
@@ -67,6 +94,10 @@ class ScoreInputError(ValueError):
         super().__init__(f"{len(problems)} invalid line(s):\n{shown}{more}")
 
 
+class GroupFieldError(ValueError):
+    """The ``--group-by`` field is in no line of the input."""
+
+
 def _check_line(row: dict, coerce_options) -> tuple[str, dict, str | None]:
     """``(output, options, gold)`` of one input line; RowError naming the bad field."""
     from lm_eval_medsplit.schema import RowError
@@ -85,16 +116,24 @@ def _check_line(row: dict, coerce_options) -> tuple[str, dict, str | None]:
     return output, options, gold
 
 
-def score_lines(path: Path, *, fuzzy: bool = True, out=None) -> ScoreSummary:
+def score_lines(path: Path, *, fuzzy: bool = True, out=None, style: str = "cot",
+                group_by: str | None = None, groups: dict | None = None) -> ScoreSummary:
     """Score every line of ``path`` (writing each scored line to ``out`` when given).
     Bad lines are all collected and raised together as :class:`ScoreInputError` at the
-    end, so one run names every problem; a caller writing ``out`` then discards it."""
+    end, so one run names every problem; a caller writing ``out`` then discards it. With
+    ``group_by``, ``groups`` (a dict) receives one :class:`ScoreSummary` per value of that
+    field (lines without it under ``"(missing)"``)."""
+    if group_by is not None and groups is None:
+        groups = {}
     from lm_eval_medsplit.schema import RowError, coerce_options, iter_json_objects
     from lm_eval_medsplit.scoring import Outcome, extract_answer
 
     summary = ScoreSummary()
     problems: list[str] = []
+    first_fields: list[str] = []
     for loc, row in iter_json_objects(path):
+        if not first_fields and isinstance(row, dict):
+            first_fields = list(row)
         try:
             if isinstance(row, RowError):
                 raise row
@@ -104,17 +143,12 @@ def score_lines(path: Path, *, fuzzy: bool = True, out=None) -> ScoreSummary:
             continue
         if problems:  # the output is discarded anyway: only check the rest
             continue
-        ex = extract_answer(output, options, fuzzy=fuzzy)
-        summary.n += 1
-        summary.methods[ex.method] += 1
-        correct = None
-        if ex.letter is not None:
-            summary.parsed += 1
-        if gold is not None:
-            summary.n_gold += 1
-            correct = ex.letter == gold
-            summary.correct += correct
-            summary.parsed_gold += ex.letter is not None
+        ex = extract_answer(output, options, fuzzy=fuzzy, style=style)
+        correct = summary.add(ex.letter, ex.method, gold)
+        if groups is not None:
+            key = row.get(group_by, MISSING)
+            key = MISSING if key is None else key if isinstance(key, str) else json.dumps(key)
+            groups.setdefault(key, ScoreSummary()).add(ex.letter, ex.method, gold)
         if out is not None:
             row.update(pred=ex.letter, method=ex.method, correct=correct,
                        outcome=(Outcome.UNPARSED if ex.letter is None else
@@ -123,7 +157,26 @@ def score_lines(path: Path, *, fuzzy: bool = True, out=None) -> ScoreSummary:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
     if problems:
         raise ScoreInputError(problems)
+    if group_by is not None and summary.n and set(groups) == {MISSING}:
+        raise GroupFieldError(f"{path}: no line has the field {group_by!r} (--group-by); "
+                              f"fields of the first line: {', '.join(first_fields)}")
     return summary
+
+
+def _group_table(field_name: str, groups: dict, pct):
+    """A rich table: one row per group with accuracy, parse rate and the method counts."""
+    from rich.table import Table
+
+    t = Table(title=f"per {field_name}")
+    t.add_column(field_name)
+    for col in ("outputs", "accuracy", "parse rate", "acc. if parsed"):
+        t.add_column(col, justify="right")
+    t.add_column("methods")
+    for name, g in groups.items():
+        t.add_row(name, f"{g['n']:,}", pct(g["accuracy"]), pct(g["parse_rate"]),
+                  pct(g["accuracy_when_parsed"]),
+                  ", ".join(f"{k} {v:,}" for k, v in g["methods"].items()))
+    return t
 
 
 def cmd_score(args) -> int:
@@ -132,15 +185,20 @@ def cmd_score(args) -> int:
 
     if not args.file.is_file():
         raise CLIError(f"{args.file}: no such file")
+    groups: dict[str, ScoreSummary] = {}
+    kw = dict(fuzzy=not args.no_fuzzy, style=args.style, group_by=args.group_by, groups=groups)
     try:
         if args.out:
             with atomic_path(args.out) as tmp, open(tmp, "w", encoding="utf-8") as out:
-                summary = score_lines(args.file, fuzzy=not args.no_fuzzy, out=out)
+                summary = score_lines(args.file, out=out, **kw)
         else:
-            summary = score_lines(args.file, fuzzy=not args.no_fuzzy)
-    except ScoreInputError as e:
+            summary = score_lines(args.file, **kw)
+    except (ScoreInputError, GroupFieldError) as e:
         raise CLIError(f"{e}" + (f"\nnothing written to {args.out}" if args.out else "")) from None
     d = summary.as_dict()
+    if args.group_by:
+        d["group_by"] = args.group_by
+        d["groups"] = {k: groups[k].as_dict() for k in sorted(groups)}
     if args.json:
         print(json.dumps(d))
         return 0
@@ -154,6 +212,8 @@ def cmd_score(args) -> int:
     c.print(f"parse rate          {pct(d['parse_rate'])}")
     c.print(f"accuracy if parsed  {pct(d['accuracy_when_parsed'])}")
     c.print("methods: " + ", ".join(f"{k} {v:,}" for k, v in d["methods"].items()))
+    if args.group_by:
+        c.print(_group_table(args.group_by, d["groups"], pct))
     if args.out:
         c.print(f"wrote {args.out}")
     sys.stdout.flush()
