@@ -41,7 +41,8 @@ from lm_eval_medsplit.sources import resolve_source
 from lm_eval_medsplit.task_yaml import TASK_DIR
 t1 = time.perf_counter()
 src = sys.argv[1]
-groups = [g for b in resolve_source(src).benchmarks() for g in (f"medsplit_{b}", f"medsplit_{b}_mc")]
+groups = [g for b in resolve_source(src).benchmarks()
+          for g in (f"medsplit_{b}", f"medsplit_{b}_adversarial", f"medsplit_{b}_mc")]
 tm = TaskManager(include_path=TASK_DIR, include_defaults=False, metadata={"source": src})
 t2 = time.perf_counter()
 loaded = tm.load(groups)

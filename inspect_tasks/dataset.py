@@ -159,7 +159,8 @@ def medsplit_dataset(benchmarks: str | list | None = "all", subset: str = "all",
         "source_content_hashes": {n: p["source_content_hash"] for n, p in provenance.items()},
         "n_samples": counts,
         "provenance": provenance,
-        "scoring": "lm_eval_medsplit.scoring.score(output, record.options, record.answer_idx)",
+        "scoring": f"lm_eval_medsplit.scoring.score(output, record.options, record.answer_idx, "
+                   f"style={style!r})",
     }
     key = hashlib.sha256(json.dumps(
         {k: metadata[k] for k in ("source", "benchmarks", "subset", "style", "adversarial_mode",

@@ -1,7 +1,9 @@
 """Canonical record -> Inspect ``Sample``.
 
 The input messages come from :func:`lm_eval_medsplit.prompts.build_prompt` (the same
-rendering the lm-eval tasks use), the target is the gold letter, and the metadata is the
+rendering the lm-eval tasks use, in the chosen style); ``choices`` are the option texts
+and ``target`` is the gold letter, in the form inspect_evals' ``medqa`` uses (so ``inspect
+view`` shows the options and Inspect's ``choice`` scorer could read them), and the metadata is the
 per-sample contract :func:`lm_eval_medsplit.samples.sample_metadata` plus what the
 scorer and the report need: the eval set's content hash, the source revision, the
 record's options (the scorer reads them, exactly as ``scoring.score(output,
@@ -79,6 +81,7 @@ def record_to_sample(record: MCQRecord, *, style: str = "cot", adversarial: str 
     return Sample(
         id=sample_id(record, trace_index if adversarial else None),
         input=to_chat_messages(prompt.messages),
+        choices=list(record.options.values()),
         target=record.answer_idx,
         metadata=metadata,
     )

@@ -2,7 +2,7 @@
 
 The model's output text (``state.output.completion``: for a prefill sample, the
 continuation only, as in the lm-eval tasks) is scored exactly as
-``scoring.score(output, record.options, record.answer_idx)``; correct / incorrect map to
+``scoring.score(output, record.options, record.answer_idx, style=sample style)``; correct / incorrect map to
 Inspect's CORRECT / INCORRECT and unparsed to NOANSWER (which counts as 0 in accuracy).
 The score's ``answer`` is the predicted letter and its metadata holds
 :func:`lm_eval_medsplit.samples.score_fields` (pred, method, outcome, ...).
@@ -30,6 +30,7 @@ from inspect_ai.scorer import (
 from inspect_ai.solver import TaskState
 
 from lm_eval_medsplit import scoring
+from lm_eval_medsplit.prompts import DEFAULT_STYLE
 from lm_eval_medsplit.samples import score_fields
 
 OUTCOME_TO_VALUE = {
@@ -51,9 +52,10 @@ def medsplit_metrics() -> list[Metric]:
     return metrics
 
 
-def score_output(output: str | None, options, gold: str, *, fuzzy: bool = True) -> Score:
+def score_output(output: str | None, options, gold: str, *, fuzzy: bool = True,
+                 style: str = DEFAULT_STYLE) -> Score:
     """An Inspect ``Score`` for one output; the same call the lm-eval tasks make."""
-    s = scoring.score(output, options, gold, fuzzy=fuzzy)
+    s = scoring.score(output, options, gold, fuzzy=fuzzy, style=style)
     return Score(
         value=OUTCOME_TO_VALUE[s.outcome],
         answer=s.pred,
@@ -71,9 +73,12 @@ def medsplit_scorer(fuzzy: bool = True) -> Scorer:
         if not options:
             raise ValueError(f"sample {state.sample_id} has no 'options' metadata; "
                              f"build samples with record_to_sample()")
-        result = score_output(state.output.completion, options, target.text, fuzzy=fuzzy)
+        style = state.metadata.get("style") or DEFAULT_STYLE
+        result = score_output(state.output.completion, options, target.text, fuzzy=fuzzy,
+                              style=style)
         assert result.metadata is not None
         result.metadata["adversarial"] = state.metadata.get("adversarial")
+        result.metadata["style"] = style
         return result
 
     return score

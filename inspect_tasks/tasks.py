@@ -6,7 +6,9 @@ Task parameters (``-T name=value``):
 - ``benchmarks``: comma list of short names (``medqa,pubmedqa``; hub config names work
   too), default ``all`` (every benchmark the source has);
 - ``subset``: ``reasoning`` | ``knowledge`` | ``all``;
-- ``style``: ``cot`` (reasoning, then ``Answer: X``) | ``direct``;
+- ``style``: ``cot`` (reasoning, then ``Answer: X``) | ``direct`` | ``paper`` (the
+  BioMed-R1 evaluation prompt: the question, then ``Please reason step by step, and put
+  your final answer within \\boxed{}.``; scored on the ``\\boxed{}`` content);
 - ``adversarial_mode``: ``reconsider`` | ``prefill`` (``medsplit_adversarial``; the other
   tasks are clean unless given one); prefill falls back to reconsider where the provider
   cannot continue an assistant turn (see :mod:`.solver`), ``force_prefill=true`` skips
@@ -16,9 +18,11 @@ Task parameters (``-T name=value``):
   raw directory like ``shared/data/raw``, canonical JSONL); ``revision`` for the hub;
 - ``shuffle_seed``: shuffle the sample order.
 
-Task metadata (in the log header) records the source, revision, per-benchmark content
-hashes and full provenance; each sample's metadata carries
-:func:`lm_eval_medsplit.samples.sample_metadata` plus the eval set's content hash.
+Task metadata (in the log header) records the source, revision, prompt style,
+per-benchmark content hashes and full provenance; each sample's metadata carries
+:func:`lm_eval_medsplit.samples.sample_metadata` plus the eval set's content hash and
+the style. ``--epochs k`` gives k samples per question: each keeps the question's sample
+id (``benchmark/id[#tK]``) and metadata, and Inspect logs its ``epoch``.
 """
 
 from __future__ import annotations

@@ -96,10 +96,11 @@ def _first_sentence(text: str, limit: int = 220) -> str:
     return text[:limit].rstrip() + ("..." if len(text) > limit else "")
 
 
-def offline_trace(record: MCQRecord, k: int, *, letter: str | None = None) -> str:
+def offline_trace(record: MCQRecord, k: int, *, letter: str | None = None, style: str = "cot") -> str:
     """A deterministic, plausible-looking incorrect argument ending with ``Answer: X``
-    for the wrong option of trace ``k`` (``letter``, when given, must be
-    ``wrong_letter(record, k)``; it only saves re-hashing the record)."""
+    (``\\boxed{X}`` in the ``paper`` style) for the wrong option of trace ``k``
+    (``letter``, when given, must be ``wrong_letter(record, k)``; it only saves re-hashing
+    the record)."""
     from lm_eval_medsplit.prompts import final_answer_line
 
     if letter is None:
@@ -111,7 +112,7 @@ def offline_trace(record: MCQRecord, k: int, *, letter: str | None = None) -> st
         f"The key finding here points towards {text}.",
         f"Looking at the alternatives, {', '.join(others)} do not fit the overall picture as well.",
         f"Putting the findings together, option {letter} ({text}) is the best answer.",
-        final_answer_line(letter),
+        final_answer_line(letter, style),
     ]
     return "\n".join(steps)
 

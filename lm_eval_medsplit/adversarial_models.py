@@ -57,6 +57,7 @@ from lm_eval_medsplit.adversarial import (
     wrong_letters,
 )
 from lm_eval_medsplit.fileio import atomic_path, locked
+from lm_eval_medsplit.prompts import check_style
 from lm_eval_medsplit.schema import MCQRecord, RowError, record_from_row
 
 META_KEY = "adversarial_generation"
@@ -82,12 +83,14 @@ class TraceJob:
     letter: str
     record_hash: str
     attempt: int = 0
+    style: str = "cot"
+    """Prompt style whose final-answer form the trace ends with (``Answer: X`` or ``\\boxed{X}``)."""
 
     @property
     def messages(self) -> list[dict[str, str]]:
         from lm_eval_medsplit.prompts import trace_generation_messages
 
-        return trace_generation_messages(self.record, self.letter)
+        return trace_generation_messages(self.record, self.letter, self.style)
 
     @property
     def seed(self) -> int:
@@ -403,6 +406,8 @@ class GenerationStats:
     """Why attempts failed (``concludes with the gold letter B`` grouped by kind)."""
     generator: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
+    style: str = "cot"
+    """Prompt style of the traces' final-answer line."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source, "n_traces": self.n_traces, "records": self.records,
@@ -411,7 +416,7 @@ class GenerationStats:
                 "fallback_offline": self.fallback_offline, "attempts": self.attempts,
                 "retries": self.retries, "errors": self.errors,
                 "reasons": dict(self.reasons.most_common()), "generator": dict(self.generator),
-                "wall_s": round(self.wall_s, 3)}
+                "wall_s": round(self.wall_s, 3), "style": self.style}
 
 
 def _reason_kind(reason: str) -> str:
@@ -513,7 +518,7 @@ def generate_traces(records: Sequence[MCQRecord], generator: TraceGenerator, *,
                     progress: bool = True,
                     on_chunk: Callable[[list[MCQRecord]], None] | None = None,
                     max_consecutive_errors: int | None = 16,
-                    ) -> tuple[list[MCQRecord], GenerationStats]:
+                    style: str = "cot") -> tuple[list[MCQRecord], GenerationStats]:
     """Give every record ``n`` model traces (see the module docstring). Records are
     changed in place and returned in input order with the run's stats.
 
@@ -527,16 +532,17 @@ def generate_traces(records: Sequence[MCQRecord], generator: TraceGenerator, *,
     raise_trace_input_problems(trace_input_problems(records))
     if out is None:
         return _generate(records, generator, n, max_attempts, None, resume, on_reject,
-                         chunk_size, progress, on_chunk, max_consecutive_errors)
+                         chunk_size, progress, on_chunk, max_consecutive_errors, style)
     with locked(out, "--out"):
         return _generate(records, generator, n, max_attempts, Path(out), resume, on_reject,
-                         chunk_size, progress, on_chunk, max_consecutive_errors)
+                         chunk_size, progress, on_chunk, max_consecutive_errors, style)
 
 
 def _generate(records, generator, n, max_attempts, out_path, resume, on_reject, chunk_size,
-              progress, on_chunk, max_consecutive_errors):
+              progress, on_chunk, max_consecutive_errors, style):
     t0 = time.perf_counter()
-    stats = GenerationStats(source=generator.source, n_traces=n, records=len(records))
+    stats = GenerationStats(source=generator.source, n_traces=n, records=len(records),
+                            style=check_style(style))
     part = partial_path(out_path) if out_path is not None else None
     prev = {}
     if out_path is not None and resume:
@@ -644,7 +650,7 @@ def _run_chunk(chunk, generator: TraceGenerator, n: int, max_attempts: int, on_r
         status[j] = [STATUS_OK if k in kept else STATUS_REJECTED for k in range(n)]
         attempts[j] = [kept[k][1] if k in kept else 0 for k in range(n)]
         reasons[j] = [None] * n
-        pending += [TraceJob(r, k, letters[k], h) for k in range(n) if k not in kept]
+        pending += [TraceJob(r, k, letters[k], h, style=stats.style) for k in range(n) if k not in kept]
     index = {id(r): j for j, (r, *_) in enumerate(chunk)}
     for attempt in range(max_attempts):
         if not pending:
@@ -683,7 +689,7 @@ def _run_chunk(chunk, generator: TraceGenerator, n: int, max_attempts: int, on_r
         j = index[id(job.record)]
         stats.rejected += 1
         if on_reject == "offline":
-            slots[j][job.k] = offline_trace(job.record, job.k, letter=job.letter)
+            slots[j][job.k] = offline_trace(job.record, job.k, letter=job.letter, style=job.style)
             status[j][job.k] = STATUS_OFFLINE
             stats.fallback_offline += 1
         if bar is not None:

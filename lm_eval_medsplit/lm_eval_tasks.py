@@ -12,13 +12,20 @@ into docs:
 - each doc carries :func:`lm_eval_medsplit.samples.sample_metadata` of its record (so
   ``--log_samples`` output joins back to the records) plus the question, options and
   gold letter;
-- prompts come from :mod:`lm_eval_medsplit.prompts` (``cot`` user turn; the adversarial
+- prompts come from :mod:`lm_eval_medsplit.prompts` in the style chosen by
+  ``--metadata '{"style": "cot"|"direct"|"paper"}'`` (default ``cot``; the adversarial
   assistant prefill through lm-eval's ``gen_prefix``);
-- generated text is scored by :func:`lm_eval_medsplit.scoring.score` in the ``score``
-  filter (:class:`ScoreFilter`), whose output -- a JSON object with ``pred``, ``method``,
-  ``outcome``, ``correct``, ``parsed`` -- is what lm-eval logs as ``filtered_resps``;
-  :func:`process_results` turns it into the metrics ``acc`` and ``parsed`` (and, for
-  adversarial tasks, ``acc_trace0..2``);
+- ``--metadata '{"repeats": k}'`` sets lm-eval's ``repeats`` (k generations per doc; pass
+  sampling ``--gen_kwargs`` too, the YAMLs decode greedily);
+- generated text is scored by :func:`lm_eval_medsplit.scoring.score` (in the doc's style)
+  in the ``score`` filter (:class:`ScoreFilter`). What lm-eval logs as ``filtered_resps``
+  is the extracted letter (``[invalid]`` when none is found), or the list of letters, one
+  per repeat, when ``repeats`` > 1. The scoring fields (``pred``, ``method``, ``outcome``,
+  ``correct``, ``parsed``, ``style``) of each repeat are put in the logged doc, under
+  ``medsplit_scores`` (a list in repeat order) and ``medsplit_score`` (the first repeat);
+  :func:`process_results` turns the letters into the metrics ``acc`` and ``parsed`` (means
+  over the repeats) and, for adversarial tasks, ``acc_trace0..2`` (each only from the docs
+  of its own trace, so lm-eval gives it a real standard error);
 - :meth:`MedsplitTask.download` records source, revision and content hashes in the task
   config's ``metadata["medsplit"]``, which lm-eval writes into the results JSON under
   ``configs.<task>.metadata``.
@@ -41,7 +48,14 @@ from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_medsplit import registry
 from lm_eval_medsplit.adversarial import N_TRACES
-from lm_eval_medsplit.prompts import build_prompt, format_question, get_trace, prefill_text
+from lm_eval_medsplit.prompts import (
+    DEFAULT_STYLE,
+    STYLES,
+    build_prompt,
+    format_question,
+    get_trace,
+    prefill_text,
+)
 from lm_eval_medsplit.samples import sample_metadata, score_fields
 from lm_eval_medsplit.schema import MCQRecord
 from lm_eval_medsplit.scoring import opens_think
@@ -59,9 +73,17 @@ METADATA_SOURCE = "source"
 METADATA_REVISION = "revision"
 METADATA_PUBMEDQA_SPLIT = "pubmedqa_split"
 METADATA_STRICT = "strict"
+METADATA_STYLE = "style"
+METADATA_REPEATS = "repeats"
 
 #: Fields of every doc besides :data:`lm_eval_medsplit.samples.METADATA_KEYS`.
-DOC_FIELDS = ("question", "options", "letters", "answer_idx", "gold")
+DOC_FIELDS = ("question", "options", "letters", "answer_idx", "gold", "style")
+#: Doc keys the ``score`` filter fills: the scoring fields of every repeat, and of the first.
+SCORES_KEY = "medsplit_scores"
+SCORE_KEY = "medsplit_score"
+#: What ``filtered_resps`` holds for a generation whose answer cannot be read (lm-eval's
+#: own regex filters log the same).
+INVALID = "[invalid]"
 
 
 class MedsplitTaskError(ValueError):
@@ -126,8 +148,9 @@ def doc_options(doc: dict[str, Any]) -> dict[str, str]:
 
 
 def doc_to_text(doc: dict[str, Any]) -> str:
-    """User turn of the generative tasks: question, options, step-by-step instruction."""
-    return build_prompt(doc_record(doc), "cot").user_text
+    """User turn of the generative tasks: question, options and the instruction of the
+    doc's prompt style."""
+    return build_prompt(doc_record(doc), doc.get("style") or DEFAULT_STYLE).user_text
 
 
 def doc_to_text_mc(doc: dict[str, Any]) -> str:
@@ -220,18 +243,48 @@ def _prepared(src, benchmark: str, strict: bool = False) -> _Prepared:
     return _PREPARED[key]
 
 
+def style_from_metadata(metadata: dict[str, Any] | None) -> str:
+    """The prompt style chosen by ``--metadata '{"style": ...}'`` (default ``cot``)."""
+    meta = metadata if isinstance(metadata, dict) else {}
+    style = meta.get(METADATA_STYLE)
+    if style is None:
+        return DEFAULT_STYLE
+    if style not in STYLES:
+        raise MedsplitTaskError(
+            f"--metadata '{{\"{METADATA_STYLE}\": {json.dumps(style)}}}': unknown prompt style; "
+            f"choose one of {', '.join(json.dumps(s) for s in STYLES)}")
+    return style
+
+
+def repeats_from_metadata(metadata: dict[str, Any] | None) -> int | None:
+    """``repeats`` from ``--metadata '{"repeats": k}'`` (None when not given)."""
+    meta = metadata if isinstance(metadata, dict) else {}
+    value = meta.get(METADATA_REPEATS)
+    if value is None:
+        return None
+    try:
+        k = int(value)
+    except (TypeError, ValueError):
+        k = 0
+    if k < 1 or str(k) != str(value).strip():
+        raise MedsplitTaskError(f"--metadata '{{\"{METADATA_REPEATS}\": {json.dumps(value)}}}': "
+                                f"repeats must be a whole number >= 1")
+    return k
+
+
 def load_task_docs(benchmark: str, subset: str, mode: str,
                    metadata: dict[str, Any] | None = None) -> tuple[DocList, dict[str, Any]]:
-    """Docs and provenance of one task (built once per process, source and task)."""
+    """Docs and provenance of one task (built once per process, source, task and style)."""
     if mode not in MODES:
         raise MedsplitTaskError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     if subset not in SUBSETS:
         raise MedsplitTaskError(f"unknown subset {subset!r}; choose one of {', '.join(SUBSETS)}")
     b = registry.find_benchmark(benchmark)
     name = b.name if b else benchmark
+    style = "mc" if mode == "mc" else style_from_metadata(metadata)
     prep = _prepared(_source_from_metadata(metadata), name, _strict_from_metadata(metadata))
-    if (subset, mode) in prep.docs:
-        return prep.docs[(subset, mode)]
+    if (subset, mode, style) in prep.docs:
+        return prep.docs[(subset, mode, style)]
     records, subset_hash = prep.subset(subset)
     if not records:
         raise MedsplitTaskError(f"{name}: no {subset} records in source "
@@ -242,33 +295,39 @@ def load_task_docs(benchmark: str, subset: str, mode: str,
                 for r in records for k in range(N_TRACES)]
     else:
         docs = [record_doc(r, fields=fields(r)) for r in records]
+    if mode != "mc":
+        docs = [{**d, "style": style} for d in docs]
     prov = {
         **prep.provenance,
         "harness": "lm-eval",
         "task": task_name(name, subset, mode),
         "subset": subset,
         "mode": mode,
-        "prompt_style": "mc" if mode == "mc" else "cot",
+        "prompt_style": style,
         "adversarial": "prefill" if mode == "adversarial" else None,
         "n_traces": N_TRACES if mode == "adversarial" else None,
         "subset_records_hash": subset_hash,
         "n_subset_records": len(records),
         "n_docs": len(docs),
-        "scorer": None if mode == "mc" else "lm_eval_medsplit.scoring.score(fuzzy=True)",
+        "scorer": None if mode == "mc" else f"lm_eval_medsplit.scoring.score(fuzzy=True, style={style!r})",
     }
-    prep.docs[(subset, mode)] = (DocList(docs), prov)
-    return prep.docs[(subset, mode)]
+    prep.docs[(subset, mode, style)] = (DocList(docs), prov)
+    return prep.docs[(subset, mode, style)]
 
 
 class MedsplitTask(ConfigurableTask):
     """A YAML-configured lm-eval task whose docs come from :func:`load_task_docs`.
 
     ``dataset_kwargs`` in the YAML names ``benchmark``, ``subset`` and ``mode``; the
-    data source comes from the task metadata (``--metadata``) or ``MEDSPLIT_SOURCE``."""
+    data source comes from the task metadata (``--metadata``) or ``MEDSPLIT_SOURCE``, and so
+    do the prompt style (``style``) and the number of generations per doc (``repeats``)."""
 
     def __init__(self, data_dir=None, cache_dir=None, download_mode=None,
                  config: dict | None = None) -> None:
         config = {k: v for k, v in (config or {}).items() if k != "class"}
+        repeats = repeats_from_metadata(config.get("metadata"))
+        if repeats is not None and config.get("output_type") == "generate_until":
+            config["repeats"] = repeats
         super().__init__(data_dir=data_dir, cache_dir=cache_dir,
                          download_mode=download_mode, config=config)
 
@@ -280,7 +339,7 @@ class MedsplitTask(ConfigurableTask):
         meta = dict(self.config.metadata) if isinstance(self.config.metadata, dict) else {}
         docs, prov = load_task_docs(spec["benchmark"], spec["subset"], spec["mode"], meta)
         self.dataset = {self.config.test_split or "test": docs}
-        meta["medsplit"] = dict(prov)
+        meta["medsplit"] = dict(prov, repeats=self.config.repeats or 1)
         self.config.metadata = meta
 
     def construct_requests(self, doc, ctx, **kwargs):
@@ -290,30 +349,57 @@ class MedsplitTask(ConfigurableTask):
         # cached doc never keeps the flag of an earlier run.
         if isinstance(doc, dict) and self.OUTPUT_TYPE == "generate_until":
             doc[THINK_OPENED] = isinstance(ctx, str) and opens_think(ctx[-_THINK_TAIL:])
+            doc.pop(SCORES_KEY, None)  # a cached doc never shows the scores of an earlier run
+            doc.pop(SCORE_KEY, None)
         return super().construct_requests(doc, ctx, **kwargs)
 
 
 # --------------------------------------------------------------------------- scoring
 
 
+class Answer(str):
+    """What the ``score`` filter outputs for one generation: the extracted letter, or
+    :data:`INVALID`. A plain ``str`` for lm-eval (logged as such in ``filtered_resps``);
+    :func:`process_results` tells it from raw text by its type."""
+
+    __slots__ = ()
+
+
 class ScoreFilter(Filter):
-    """Scores each generation with :func:`lm_eval_medsplit.scoring.score` against the
-    doc's options and gold letter. Its output (what lm-eval logs as ``filtered_resps``)
-    is the JSON of :func:`lm_eval_medsplit.samples.score_fields`. Like lm-eval's default
-    ``take_first``, only the first of repeated generations is scored."""
+    """Scores every generation of a doc (every repeat) with
+    :func:`lm_eval_medsplit.scoring.score` against the doc's options and gold letter, in
+    the doc's prompt style. Outputs the extracted letter (:class:`Answer`) when the doc
+    has one generation, else the list of letters in repeat order; the scoring fields of
+    each repeat go into the doc (:data:`SCORES_KEY`, :data:`SCORE_KEY`), which lm-eval
+    logs with ``--log_samples``."""
 
     def __init__(self, fuzzy: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         self.fuzzy = fuzzy
 
     def apply(self, resps, docs):
-        return [score_json(first_text(r), doc, fuzzy=self.fuzzy) for r, doc in zip(resps, docs)]
+        out = []
+        for r, doc in zip(resps, docs):
+            texts = all_texts(r)
+            fields = [score_fields_of(t, doc, fuzzy=self.fuzzy) for t in texts]
+            if isinstance(doc, dict):
+                doc[SCORES_KEY] = fields
+                doc[SCORE_KEY] = fields[0]
+            answers = [Answer(f["pred"] or INVALID) for f in fields]
+            out.append(answers[0] if len(answers) == 1 else answers)
+        return out
+
+
+def all_texts(resps) -> list[str]:
+    """The generations of one doc (one per repeat; at least one, ``""`` when none)."""
+    if isinstance(resps, (list, tuple)):
+        texts = [r if isinstance(r, str) else "" for r in resps]
+        return texts or [""]
+    return [resps if isinstance(resps, str) else ""]
 
 
 def first_text(resps) -> str:
-    if isinstance(resps, (list, tuple)):
-        resps = resps[0] if resps else ""
-    return resps if isinstance(resps, str) else ""
+    return all_texts(resps)[0]
 
 
 #: Doc key set by :meth:`MedsplitTask.construct_requests` when the prompt opened ``<think>``.
@@ -327,37 +413,44 @@ def score_doc(text: str, doc: dict[str, Any], *, fuzzy: bool = True):
     text = text or ""
     if doc.get(THINK_OPENED) and "<think>" not in text[:64]:
         text = "<think>" + text  # the prompt opened it: read the output as its continuation
-    return score(text, doc_options(doc), doc["answer_idx"], fuzzy=fuzzy)
+    return score(text, doc_options(doc), doc["answer_idx"], fuzzy=fuzzy,
+                 style=doc.get("style") or DEFAULT_STYLE)
+
+
+def score_fields_of(text: str, doc: dict[str, Any], *, fuzzy: bool = True) -> dict[str, Any]:
+    """:func:`lm_eval_medsplit.samples.score_fields` of one generation, plus its style."""
+    return {**score_fields(score_doc(text, doc, fuzzy=fuzzy)),
+            "style": doc.get("style") or DEFAULT_STYLE}
 
 
 def score_json(text: str, doc: dict[str, Any], *, fuzzy: bool = True) -> str:
-    return json.dumps(score_fields(score_doc(text, doc, fuzzy=fuzzy)), sort_keys=True)
+    return json.dumps(score_fields_of(text, doc, fuzzy=fuzzy), sort_keys=True)
 
 
-def _fields_from_result(result: Any, doc: dict[str, Any]) -> dict[str, Any]:
-    """The score fields of one (filtered) result: the ``score`` filter's JSON, or raw
-    text scored here when a user replaced the filter list."""
-    if isinstance(result, str) and result.startswith("{"):
-        try:
-            fields = json.loads(result)
-        except json.JSONDecodeError:
-            fields = None
-        if isinstance(fields, dict) and {"correct", "parsed"} <= fields.keys():
-            return fields
-    return score_fields(score_doc(first_text(result), doc))
+def _outcomes(result: Any, doc: dict[str, Any]) -> list[tuple[bool, bool]]:
+    """``(correct, parsed)`` of every repeat of one (filtered) result: the ``score``
+    filter's letters, or raw text scored here when a user replaced the filter list."""
+    items = result if isinstance(result, list) else [result]
+    if items and all(isinstance(x, Answer) for x in items):
+        return [(x == doc["answer_idx"], x != INVALID) for x in items]
+    out = []
+    for text in all_texts(result):
+        fields = score_fields_of(text, doc)
+        out.append((fields["correct"], fields["parsed"]))
+    return out
 
 
-def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, float | None]:
-    """``acc`` and ``parsed`` of one generation; adversarial docs also give
-    ``acc_trace{k}`` for their own trace ``k`` (``None`` for the others, skipped by
-    :func:`trace_mean`)."""
-    fields = _fields_from_result(results[0], doc)
-    acc = 1.0 if fields["correct"] else 0.0
-    out: dict[str, float | None] = {"acc": acc, "parsed": 1.0 if fields["parsed"] else 0.0}
+def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:
+    """``acc`` and ``parsed`` of one doc (means over its repeats); adversarial docs also
+    give ``acc_trace{k}`` for their own trace ``k`` only (the key is absent for the other
+    traces, so each per-trace accuracy is a plain mean over that trace's docs and gets
+    lm-eval's standard error)."""
+    outcomes = _outcomes(results[0], doc)
+    n = len(outcomes)
+    acc = sum(1.0 for c, _ in outcomes if c) / n
+    out: dict[str, float] = {"acc": acc, "parsed": sum(1.0 for _, p in outcomes if p) / n}
     if doc.get("adversarial"):
-        k = doc.get("trace_index")
-        for j in range(N_TRACES):
-            out[f"acc_trace{j}"] = acc if j == k else None
+        out[f"acc_trace{doc.get('trace_index')}"] = acc
     return out
 
 
@@ -371,5 +464,5 @@ __all__ = [
     "MODES", "SUBSETS", "FILTER_NAME", "DEFAULT_MAX_GEN_TOKS", "MedsplitTask", "MedsplitTaskError",
     "ScoreFilter", "DocList", "record_doc", "record_fields", "doc_record", "doc_to_text", "doc_to_text_mc",
     "load_task_docs", "process_results", "trace_mean", "task_name", "task_yaml_dir",
-    "score_json",
+    "score_json", "Answer", "INVALID", "SCORES_KEY", "SCORE_KEY", "style_from_metadata",
 ]

@@ -9,11 +9,17 @@ Tasks, for every benchmark ``b`` (registry short name):
   medsplit_{b}_reasoning_adversarial, medsplit_{b}_knowledge_adversarial
                                                                    prefilled incorrect trace
   medsplit_{b}_reasoning_mc, medsplit_{b}_knowledge_mc             log-likelihood over letters
-Groups (scores weighted by size, per-task scores listed):
-  medsplit_reasoning, medsplit_knowledge, medsplit_reasoning_adversarial,
-  medsplit_knowledge_adversarial, medsplit_adversarial, medsplit_{b}, medsplit (everything
-  generative), and medsplit_reasoning_mc, medsplit_knowledge_mc, medsplit_{b}_mc,
-  medsplit_mc.
+Groups (each aggregate is one figure: a mean over the docs of its tasks, weighted by size,
+never over clean and adversarial docs together; per-task scores listed):
+  clean:        medsplit_reasoning, medsplit_knowledge, medsplit_{b} (both subsets of b)
+  adversarial:  medsplit_reasoning_adversarial, medsplit_knowledge_adversarial,
+                medsplit_adversarial, medsplit_{b}_adversarial (3 docs per question, so the
+                mean is the per-question mean over traces, averaged over questions)
+  loglikelihood: medsplit_reasoning_mc, medsplit_knowledge_mc, medsplit_{b}_mc, medsplit_mc
+Tags (collections with no aggregate, for running everything at once):
+  medsplit (every generative task, clean and adversarial), medsplit_{b}_all (the same for b).
+The prompt style is not part of the files: ``--metadata '{"style": "paper"}'`` (see
+lm_eval_medsplit.lm_eval_tasks).
 
 A test (tests/test_lm_eval_tasks.py) fails when the files here differ from what this
 script writes.
@@ -68,8 +74,9 @@ metadata:
   version: {VERSION}
 """
     prefix = "gen_prefix: prefill\n" if mode == "adversarial" else ""
+    # each doc gives acc_trace{k} for its own trace only: a plain mean with lm-eval's stderr
     traces = "".join(f"""  - metric: acc_trace{k}
-    aggregation: {_fn("trace_mean")}
+    aggregation: mean
     higher_is_better: true
 """ for k in range(n_traces)) if mode == "adversarial" else ""
     return f"""output_type: generate_until
@@ -101,7 +108,7 @@ metric_list:
 
 
 _MODE_TITLE = {
-    "cot": "generative, step by step; scored by the scoring core (filter score)",
+    "cot": "generative (prompt style cot unless --metadata sets style); scored by the scoring core (filter score)",
     "adversarial": "one doc per (record, trace); the assistant turn is prefilled with the "
                    "trace and the reconsider cue (gen_prefix) and the model continues",
     "mc": "log-likelihood multiple choice over the option letters (base models)",
@@ -109,9 +116,10 @@ _MODE_TITLE = {
 
 
 def _task(name: str, benchmark: str, subset: str, mode: str, title: str, body: str) -> str:
+    tags = "" if mode == "mc" else f"tag: [medsplit, medsplit_{benchmark}_all]\n"
     return f"""{HEADER}# {title}, {subset} subset: {_MODE_TITLE[mode]}.
 task: {name}
-class: {_fn("MedsplitTask")}
+{tags}class: {_fn("MedsplitTask")}
 dataset_kwargs:
   benchmark: {benchmark}
   subset: {subset}
@@ -156,9 +164,13 @@ def render() -> dict[str, str]:
                 by_subset.setdefault((subset, mode), []).append(name)
         n = b.name
         files[f"_group_medsplit_{n}.yaml"] = _group(
-            f"medsplit_{n}",
-            [task_name(n, s, m) for m in ("cot", "adversarial") for s in SUBSETS],
-            gen_metrics, FILTER_NAME, f"{b.title}: every generative task (clean and adversarial).")
+            f"medsplit_{n}", [task_name(n, s, "cot") for s in SUBSETS], gen_metrics, FILTER_NAME,
+            f"{b.title}: clean accuracy over both subsets (every question once).")
+        files[f"_group_medsplit_{n}_adversarial.yaml"] = _group(
+            f"medsplit_{n}_adversarial", [task_name(n, s, "adversarial") for s in SUBSETS],
+            adv_metrics, FILTER_NAME,
+            f"{b.title}: accuracy after an incorrect trace, both subsets (per-question mean over "
+            f"its traces, averaged over questions).")
         files[f"_group_medsplit_{n}_mc.yaml"] = _group(
             f"medsplit_{n}_mc", [task_name(n, s, "mc") for s in SUBSETS], mc_metrics, "none",
             f"{b.title}: log-likelihood multiple choice, both subsets.")
@@ -174,10 +186,8 @@ def render() -> dict[str, str]:
             f"The {subset} subset of every benchmark, log-likelihood multiple choice.")
     files["_group_medsplit_adversarial.yaml"] = _group(
         "medsplit_adversarial", [f"medsplit_{s}_adversarial" for s in SUBSETS], adv_metrics,
-        FILTER_NAME, "Every adversarial task (both subsets).")
-    files["_group_medsplit.yaml"] = _group(
-        "medsplit", ["medsplit_reasoning", "medsplit_knowledge", "medsplit_adversarial"],
-        gen_metrics, FILTER_NAME, "Everything generative: both subsets, clean and adversarial.")
+        FILTER_NAME, "Every adversarial task (both subsets): per-question mean over traces, "
+                     "averaged over questions.")
     files["_group_medsplit_mc.yaml"] = _group(
         "medsplit_mc", [f"medsplit_{s}_mc" for s in SUBSETS], mc_metrics, "none",
         "Everything log-likelihood multiple choice.")

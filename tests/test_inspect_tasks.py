@@ -117,7 +117,8 @@ def test_record_to_sample_carries_the_contract(records):
     r = records["medqa"][3]
     s = record_to_sample(r, style="cot", content_hash="abc", revision="rev")
     assert s.id == f"medqa/{r.id}"
-    assert s.target == r.answer_idx
+    # inspect_evals' medqa form: option texts as choices, the letter as target
+    assert s.target == r.answer_idx and s.choices == list(r.options.values())
     md = s.metadata
     for k, v in sample_metadata(r).items():
         assert md[k] == v, k
@@ -231,6 +232,36 @@ def test_python_eval_pattern_model_exact_accuracy(hub_dir, records, tmp_path):
     md = log.eval.metadata
     assert md["revision"] == "test-rev-1" and md["source"]["location"] == str(hub_dir.resolve())
     assert set(md["content_hashes"]) == set(BENCHES)
+
+
+def test_paper_style_and_epochs_reach_every_sample(hub_dir, records, tmp_path):
+    """``style=paper`` renders the paper's prompt and scores \\boxed{} answers; with
+    ``epochs=2`` each question is logged twice under one id with its epoch; the options
+    travel as the sample's choices."""
+    mock.REPLAY.clear()
+    recs = records["medbullets_op5"]
+    for i, r in enumerate(recs):
+        letter = r.answer_idx if i % 2 else next(x for x in r.options if x != r.answer_idx)
+        mock.REPLAY[build_prompt(r, "paper").user_text] = (
+            f"Step by step.\nThe final answer is \\boxed{{{letter}. {r.options[letter]}}}.")
+    log = run_eval(medsplit(benchmarks="medbullets_op5", style="paper", source=str(hub_dir)),
+                   model="medsplit_test_replay/m", tmp_path=tmp_path, epochs=2)
+    assert log.eval.metadata["style"] == "paper" and "style='paper'" in log.eval.metadata["scoring"]
+    assert len(log.samples) == 2 * len(recs)
+    by_id = {f"{r.benchmark}/{r.id}": r for r in recs}
+    seen = defaultdict(list)
+    for s in log.samples:
+        r = by_id[s.id]
+        seen[s.id].append(s.epoch)
+        assert s.metadata["style"] == "paper" and s.metadata["id"] == r.id
+        assert s.choices == list(r.options.values()) and s.target == r.answer_idx
+        assert s.input[0].text == build_prompt(r, "paper").user_text
+        sc = s.scores["medsplit_scorer"]
+        assert sc.metadata["method"] == "boxed" and sc.metadata["style"] == "paper"
+        assert sc.value == ("C" if sc.answer == r.answer_idx else "I")
+    assert all(sorted(v) == [1, 2] for v in seen.values()) and len(seen) == len(recs)
+    assert metrics_of(log)["accuracy"] == pytest.approx(
+        sum(i % 2 for i in range(len(recs))) / len(recs), abs=1e-12)
 
 
 def test_reasoning_and_knowledge_tasks_split_the_records(hub_dir, records, tmp_path):

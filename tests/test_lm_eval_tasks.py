@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -136,11 +137,52 @@ def test_index_has_every_task_and_group(task_manager):
     tasks = set(task_manager.all_subtasks)
     assert tasks == set(all_task_names())
     groups = set(task_manager.all_groups)
-    for g in ("medsplit", "medsplit_reasoning", "medsplit_knowledge", "medsplit_adversarial",
+    for g in ("medsplit_reasoning", "medsplit_knowledge", "medsplit_adversarial",
               "medsplit_reasoning_adversarial", "medsplit_knowledge_adversarial", "medsplit_mc",
               "medsplit_reasoning_mc", "medsplit_knowledge_mc", "medsplit_medqa",
-              "medsplit_gpqa_medical", "medsplit_nejm_mc"):
+              "medsplit_medqa_adversarial", "medsplit_gpqa_medical", "medsplit_nejm_mc"):
         assert g in groups, g
+    # collections of clean and adversarial tasks are tags: no aggregate
+    tags = set(task_manager.all_tags)
+    assert {"medsplit", "medsplit_medqa_all"} <= tags and "medsplit" not in groups
+
+
+def _yaml_configs() -> dict[str, dict]:
+    """Every generated YAML of task_yaml/, parsed (``!function`` tags read as strings)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
+    return {p.name: yaml.load(p.read_text(), Loader=Loader) for p in Path(TASK_DIR).glob("*.yaml")}
+
+
+def test_no_group_aggregates_clean_and_adversarial_docs_together():
+    configs = _yaml_configs()
+    tasks = {c["task"]: c for c in configs.values() if "task" in c and isinstance(c["task"], str)}
+    groups = {c["group"]: c for c in configs.values() if "group" in c}
+    assert len(tasks) == 11 * 6 and len(groups) >= 11 * 3
+
+    def leaves(name: str) -> set[str]:
+        if name in tasks:
+            return {name}
+        return set().union(*(leaves(m) for m in groups[name]["task"]))
+
+    kinds = {}
+    for g, cfg in groups.items():
+        modes = {tasks[t]["dataset_kwargs"]["mode"] for t in leaves(g)}
+        assert cfg.get("aggregate_metric_list"), g
+        assert len(modes) == 1, (g, modes)  # clean, adversarial or log-likelihood: never mixed
+        kinds[g] = modes.pop()
+    assert kinds["medsplit_medqa"] == "cot" and kinds["medsplit_medqa_adversarial"] == "adversarial"
+    assert kinds["medsplit_reasoning"] == "cot" and kinds["medsplit_adversarial"] == "adversarial"
+    # the mixed collections are tags on the tasks themselves
+    tagged = {t for t, c in tasks.items() if "medsplit" in (c.get("tag") or [])}
+    assert tagged == set(all_task_names(modes=("cot", "adversarial")))
+    # the per-trace accuracies are plain means, so lm-eval gives them a standard error
+    adv = tasks["medsplit_medqa_reasoning_adversarial"]
+    assert {m["metric"]: m["aggregation"] for m in adv["metric_list"]}["acc_trace2"] == "mean"
 
 
 def test_generation_stops_at_end_of_turn_markers(task_manager):
@@ -174,18 +216,26 @@ def test_every_group_builds_and_weights_its_leaf_tasks(raw_dir, tmp_path):
         write_jsonl(records, out / b.config / "test.jsonl")
     (out / "manifest.json").write_text(json.dumps({"revision": REVISION}))
     tm = TaskManager(include_path=TASK_DIR, include_defaults=False, metadata={"source": str(out)})
-    res = lm_eval.simple_evaluate(model=PatternLM(), tasks=["medsplit", "medsplit_mc"],
-                                  task_manager=tm, limit=4, bootstrap_iters=0)
+    res = lm_eval.simple_evaluate(
+        model=PatternLM(), tasks=["medsplit_reasoning", "medsplit_knowledge", "medsplit_adversarial",
+                                  "medsplit_mc"],
+        task_manager=tm, limit=4, bootstrap_iters=0)
     gen = all_task_names(modes=("cot", "adversarial"))
     assert set(gen) | set(all_task_names(modes=("mc",))) == {
         k for k in res["results"] if k not in res.get("groups", {})}
-    for g in ("medsplit", "medsplit_reasoning", "medsplit_knowledge", "medsplit_adversarial",
+    for g in ("medsplit_reasoning", "medsplit_knowledge", "medsplit_adversarial",
               "medsplit_reasoning_adversarial", "medsplit_mc", "medsplit_knowledge_mc"):
         assert g in res["groups"], g
-    leaves = [res["results"][t] for t in gen]
-    weighted = sum(r["acc,score"] * r["sample_len"] for r in leaves) / sum(r["sample_len"] for r in leaves)
-    assert res["groups"]["medsplit"]["acc,score"] == pytest.approx(weighted, abs=1e-12)
+    for g, mode in (("medsplit_reasoning", "cot"), ("medsplit_adversarial", "adversarial")):
+        leaves = [res["results"][t] for t in all_task_names(modes=(mode,))
+                  if g == "medsplit_adversarial" or t.endswith("_reasoning")]
+        weighted = sum(r["acc,score"] * r["sample_len"] for r in leaves) / sum(r["sample_len"] for r in leaves)
+        assert res["groups"][g]["acc,score"] == pytest.approx(weighted, abs=1e-12), g
     assert "acc_trace2,score" in res["groups"]["medsplit_adversarial"]
+    # the `medsplit` tag runs every generative task and adds no aggregate row
+    tagged = lm_eval.simple_evaluate(model=PatternLM(), tasks=["medsplit"], task_manager=tm, limit=1,
+                                     bootstrap_iters=0)
+    assert set(tagged["results"]) == set(gen) and not tagged.get("groups")
 
 
 # --------------------------------------------------------------------------- docs
@@ -282,10 +332,11 @@ def test_pattern_lm_exact_accuracy_for_a_task_and_a_group(task_manager, source_r
     limit = 20
     lm = PatternLM()
     # num_fewshot is ignored (num_fewshot: 0 in the YAMLs): the contexts checked below have no shots
-    res = lm_eval.simple_evaluate(model=lm, tasks=["medsplit_pubmedqa"], task_manager=task_manager,
-                                  limit=limit, log_samples=True, bootstrap_iters=0, num_fewshot=3)
+    res = lm_eval.simple_evaluate(model=lm, tasks=["medsplit_pubmedqa", "medsplit_pubmedqa_adversarial"],
+                                  task_manager=task_manager, limit=limit, log_samples=True,
+                                  bootstrap_iters=100, num_fewshot=3)
     recs = source_records["pubmedqa"]
-    total_correct = total_n = parsed = 0
+    totals = {False: [0, 0, 0.0], True: [0, 0, 0.0]}  # correct, n, parsed
     for subset in ("reasoning", "knowledge"):
         for adv in (False, True):
             name = f"medsplit_pubmedqa_{subset}" + ("_adversarial" if adv else "")
@@ -296,25 +347,37 @@ def test_pattern_lm_exact_accuracy_for_a_task_and_a_group(task_manager, source_r
             if adv:
                 for k in range(N_TRACES):
                     assert got[f"acc_trace{k},score"] == pytest.approx(exp[f"acc_trace{k}"], abs=1e-12)
-            total_correct += exp["correct"]
-            total_n += exp["n"]
-            parsed += exp["parsed"] * exp["n"]
-            # every logged sample: the scoring core's verdict on that very output
+                    # a real standard error: the per-trace docs are one per question
+                    vals = [s["acc"] for s in res["samples"][name] if s["doc"]["trace_index"] == k]
+                    assert [s.get(f"acc_trace{k}") for s in res["samples"][name]
+                            if s["doc"]["trace_index"] == k] == vals
+                    assert got[f"acc_trace{k}_stderr,score"] == pytest.approx(
+                        statistics.stdev(vals) / len(vals) ** 0.5, abs=1e-12)
+            totals[adv][0] += exp["correct"]
+            totals[adv][1] += exp["n"]
+            totals[adv][2] += exp["parsed"] * exp["n"]
+            # every logged sample: the extracted letter in filtered_resps, and the scoring
+            # core's verdict on that very output in the doc
             for s in res["samples"][name]:
                 text = s["resps"][0][0]
-                fields = json.loads(s["filtered_resps"][0])
                 doc = s["doc"]
                 expected = score_fields(score(text, dict(zip(doc["letters"], doc["options"])),
                                               doc["answer_idx"]))
-                assert fields == expected
+                assert doc[lt.SCORE_KEY] == {**expected, "style": "cot"} == doc[lt.SCORES_KEY][0]
+                assert s["filtered_resps"] == [expected["pred"] or lt.INVALID]
                 assert s["acc"] == (1.0 if expected["correct"] else 0.0)
                 assert set(METADATA_KEYS) <= set(doc)
-    group = res["groups"]["medsplit_pubmedqa"]
-    assert group["acc,score"] == pytest.approx(total_correct / total_n, abs=1e-12)
-    assert group["parsed,score"] == pytest.approx(parsed / total_n, abs=1e-12)
+    for g, adv in (("medsplit_pubmedqa", False), ("medsplit_pubmedqa_adversarial", True)):
+        group = res["groups"][g]
+        correct, n, parsed = totals[adv]
+        assert group["acc,score"] == pytest.approx(correct / n, abs=1e-12)
+        assert group["parsed,score"] == pytest.approx(parsed / n, abs=1e-12)
+        assert isinstance(group["acc_stderr,score"], float)
     assert set(res["group_subtasks"]["medsplit_pubmedqa"]) == {
-        "medsplit_pubmedqa_reasoning", "medsplit_pubmedqa_knowledge",
+        "medsplit_pubmedqa_reasoning", "medsplit_pubmedqa_knowledge"}
+    assert set(res["group_subtasks"]["medsplit_pubmedqa_adversarial"]) == {
         "medsplit_pubmedqa_reasoning_adversarial", "medsplit_pubmedqa_knowledge_adversarial"}
+    assert isinstance(res["groups"]["medsplit_pubmedqa_adversarial"]["acc_trace1_stderr,score"], float)
     # provenance is in the results
     prov = res["configs"]["medsplit_pubmedqa_reasoning_adversarial"]["metadata"]["medsplit"]
     assert prov["revision"] == REVISION and prov["content_hash"] == dataset_hash(recs)
@@ -357,6 +420,95 @@ def test_mc_tasks_request_every_option_and_score_exactly(task_manager, source_re
         n_correct / n, abs=1e-12)
 
 
+class BoxedLM(LM):
+    """Answers in the paper's form: ``\\boxed{<option text>}`` of option B, or of the gold
+    option for a fixed quarter of the ids; records every context. With ``repeats`` it
+    alternates letter answers A / B call by call."""
+
+    def __init__(self, alternate: bool = False):
+        super().__init__()
+        self.contexts: list[str] = []
+        self.alternate = alternate
+        self.calls = 0
+
+    def generate_until(self, requests, disable_tqdm: bool = False):
+        out = []
+        for req in requests:
+            self.contexts.append(req.args[0])
+            self.calls += 1
+            doc = req.doc
+            if self.alternate:
+                out.append(f"Answer: {'AB'[self.calls % 2]}")
+                continue
+            letter = doc["answer_idx"] if _silent(str(doc["id"])) else "B"
+            text = doc["options"][doc["letters"].index(letter)]
+            out.append(f"Reasoning step by step.\nThe final answer is \\boxed{{{text}}}.")
+        return out
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False):
+        raise NotImplementedError
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+        raise NotImplementedError
+
+
+def test_paper_style_through_metadata(hub_dir, source_records):
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    tm = TaskManager(include_path=TASK_DIR, include_defaults=False,
+                     metadata={"source": str(hub_dir), "style": "paper"})
+    lm = BoxedLM()
+    name = "medsplit_medqa_knowledge"
+    res = lm_eval.simple_evaluate(model=lm, tasks=[name], task_manager=tm, limit=16,
+                                  log_samples=True, bootstrap_iters=0)
+    recs = {r.id: r for r in source_records["medqa"]}
+    samples = res["samples"][name]
+    assert len(samples) == 16
+    for s, ctx in zip(samples, lm.contexts):
+        r = recs[s["doc"]["id"]]
+        assert ctx == build_prompt(r, "paper").user_text  # the paper's prompt, options once
+        assert ctx.endswith("within \\boxed{}.") and ctx.count("\nA. ") == 1
+        expected = score_fields(score(s["resps"][0][0], r.options, r.answer_idx, style="paper"))
+        assert s["doc"][lt.SCORE_KEY] == {**expected, "style": "paper"}
+        assert expected["parsed"] and expected["method"] == "boxed"
+        assert s["acc"] == (1.0 if expected["correct"] else 0.0)
+    assert 0 < sum(s["acc"] for s in samples) < len(samples)
+    prov = res["configs"][name]["metadata"]["medsplit"]
+    assert prov["prompt_style"] == "paper" and "style='paper'" in prov["scorer"]
+    # an unknown style is refused in --metadata syntax
+    bad = TaskManager(include_path=TASK_DIR, include_defaults=False,
+                      metadata={"source": str(hub_dir), "style": "boxed"})
+    with pytest.raises(lt.MedsplitTaskError, match=r"""--metadata '\{"style": "boxed"\}'.*"paper"""):
+        bad.load([name])
+
+
+def test_repeats_through_metadata_reach_every_logged_sample(hub_dir):
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    tm = TaskManager(include_path=TASK_DIR, include_defaults=False,
+                     metadata={"source": str(hub_dir), "repeats": 2})
+    lm = BoxedLM(alternate=True)
+    name = "medsplit_pubmedqa_reasoning_adversarial"
+    res = lm_eval.simple_evaluate(model=lm, tasks=[name], task_manager=tm, limit=6,
+                                  log_samples=True, bootstrap_iters=0)
+    assert lm.calls == 12 and res["configs"][name]["repeats"] == 2
+    assert res["configs"][name]["metadata"]["medsplit"]["repeats"] == 2
+    keys = set()
+    for s in res["samples"][name]:
+        doc = s["doc"]
+        keys.add((doc["benchmark"], doc["id"], doc["trace_index"]))  # the question (and trace) id
+        assert len(s["resps"][0]) == 2 and sorted(s["filtered_resps"][0]) == ["A", "B"]
+        scores = doc[lt.SCORES_KEY]  # one entry per repeat, in repeat order
+        assert [f["pred"] for f in scores] == s["filtered_resps"][0]
+        assert s["acc"] == pytest.approx(sum(f["correct"] for f in scores) / 2)
+    assert len(keys) == 6
+    with pytest.raises(lt.MedsplitTaskError, match="repeats must be a whole number"):
+        TaskManager(include_path=TASK_DIR, include_defaults=False,
+                    metadata={"source": str(hub_dir), "repeats": "two"}).load([name])
+
+
 class ThinkingLM(LM):
     """A reasoning model behind a template whose generation prompt opens <think> (as R1
     distills do): its outputs start inside the block. Odd ids run out of tokens mid-think."""
@@ -396,7 +548,7 @@ def test_a_think_opened_by_the_template_and_left_unfinished_is_unparsed(task_man
     assert all(c.endswith("<|assistant|><think>\n") for c in lm.contexts)
     samples = res["samples"]["medsplit_pubmedqa_reasoning"]
     for s in samples:
-        fields = json.loads(s["filtered_resps"][0])
+        fields = s["doc"][lt.SCORE_KEY]
         finished = "</think>" in s["resps"][0][0]
         assert s["doc"][lt.THINK_OPENED] is True
         assert fields["parsed"] is finished and fields["method"] == ("answer_phrase" if finished else "truncated_think")
@@ -404,17 +556,25 @@ def test_a_think_opened_by_the_template_and_left_unfinished_is_unparsed(task_man
     # without a template nothing is opened for the model: the same text is read as it is
     plain = lm_eval.simple_evaluate(model=ThinkingLM(), tasks=["medsplit_pubmedqa_reasoning"],
                                     task_manager=task_manager, limit=12, log_samples=True, bootstrap_iters=0)
-    assert all(s["doc"][lt.THINK_OPENED] is False and json.loads(s["filtered_resps"][0])["parsed"]
-               for s in plain["samples"]["medsplit_pubmedqa_reasoning"])
+    assert all(s["doc"][lt.THINK_OPENED] is False and s["doc"][lt.SCORE_KEY]["parsed"]
+               and s["filtered_resps"] == ["A"] for s in plain["samples"]["medsplit_pubmedqa_reasoning"])
 
 
-def test_trace_mean_and_process_results_directly():
+def test_score_filter_and_process_results_directly():
     doc = {"adversarial": "prefill", "trace_index": 1, "letters": ["A", "B"], "options": ["x", "y"],
            "answer_idx": "B"}
     out = lt.process_results(doc, ["so the answer is B"])  # raw text: scored here
-    assert out == {"acc": 1.0, "parsed": 1.0, "acc_trace0": None, "acc_trace1": 1.0, "acc_trace2": None}
-    assert lt.process_results(doc, [lt.score_json("Answer: A", doc)])["acc"] == 0.0
-    assert lt.trace_mean([None, 1.0, 0.0, None, 1.0]) == pytest.approx(2 / 3)
+    assert out == {"acc": 1.0, "parsed": 1.0, "acc_trace1": 1.0}  # only its own trace's key
+    # the score filter: the letter (or [invalid]) per doc, a list of letters for repeats
+    one, many = {**doc}, {**doc}
+    (a,), (b,) = lt.ScoreFilter().apply([["Answer: A"]], [one]), lt.ScoreFilter().apply(
+        [["Answer: B", "no idea", "Answer: A"]], [many])
+    assert a == "A" and isinstance(a, lt.Answer) and one[lt.SCORE_KEY]["method"] == "answer_phrase"
+    assert b == ["B", lt.INVALID, "A"] and [f["outcome"] for f in many[lt.SCORES_KEY]] == [
+        "correct", "unparsed", "incorrect"]
+    assert lt.process_results(one, [a]) == {"acc": 0.0, "parsed": 1.0, "acc_trace1": 0.0}
+    assert lt.process_results(many, [b]) == pytest.approx({"acc": 1 / 3, "parsed": 2 / 3, "acc_trace1": 1 / 3})
+    assert lt.trace_mean([None, 1.0, 0.0, None, 1.0]) == pytest.approx(2 / 3)  # older YAMLs
     # reasoning models: only the text after </think> counts; an unfinished think is unparsed
     clean = {**doc, "adversarial": None, "trace_index": None}
     assert lt.process_results(clean, ["<think>maybe the answer is A</think>\nAnswer: B"]) == {
@@ -509,7 +669,8 @@ def test_lm_eval_hf_backend_on_a_tiny_model_with_chat_template(tiny_model, task_
             doc = s["doc"]
             text = s["resps"][0][0]
             expected = score_fields(score(text, dict(zip(doc["letters"], doc["options"])), doc["answer_idx"]))
-            assert json.loads(s["filtered_resps"][0]) == expected
+            assert doc[lt.SCORE_KEY] == {**expected, "style": "cot"}
+            assert s["filtered_resps"] == [expected["pred"] or lt.INVALID]
             assert s["acc"] == (1.0 if expected["correct"] else 0.0)
             assert s["parsed"] == (1.0 if expected["parsed"] else 0.0)
             prompt = s["arguments"]["gen_args_0"]["arg_0"]

@@ -110,7 +110,8 @@ class MedsplitTrainArguments:
     adversarial_share: float = field(
         default=0.0,
         metadata={"help": "share of rows (0-1) whose prompt starts with an incorrect trace (prefill form)"})
-    prompt_style: str = field(default="cot", metadata={"help": "prompt style of the prompt builder: cot or direct"})
+    prompt_style: str = field(default="cot", metadata={"help": "prompt style of the prompt builder: cot, direct or paper "
+                                                           "(\\boxed{} answers, as in the BioMed-R1 evaluation)"})
     think_tags: bool = field(
         default=True,
         metadata={"help": "SFT targets are <think>reasoning</think> then 'Answer: X'; adversarial prefills open "
@@ -586,13 +587,14 @@ def load_eval_sets(against: str | None, benchmarks: str | Sequence[str] | None =
 # --------------------------------------------------------------------------- rendering
 
 
-def sft_completion(record: MCQRecord, *, think_tags: bool = True, continuation: bool = False) -> str:
+def sft_completion(record: MCQRecord, *, think_tags: bool = True, continuation: bool = False,
+                   style: str = "cot") -> str:
     """The SFT target: the worked reasoning, then the final-answer line the scoring core
-    reads. ``continuation``: the text that continues an adversarial prefill (whose
-    ``<think>`` is already open in the prompt)."""
+    reads in ``style``. ``continuation``: the text that continues an adversarial prefill
+    (whose ``<think>`` is already open in the prompt)."""
     from lm_eval_medsplit.prompts import final_answer_line
 
-    answer = final_answer_line(record.answer_idx)
+    answer = final_answer_line(record.answer_idx, style)
     body = reasoning_text(record)
     if think_tags:
         if continuation:
@@ -654,11 +656,12 @@ def build_rows(records: Sequence[MCQRecord], task: str, *,
         else:
             row["prompt"] = messages
         if task == "sft":
-            completion = sft_completion(r, think_tags=think_tags, continuation=adv)
+            completion = sft_completion(r, think_tags=think_tags, continuation=adv, style=style)
             row["completion"] = (completion if prompt_format == "text"
                                  else [{"role": "assistant", "content": completion}])
         row["answer_idx"] = r.answer_idx
         row["options"] = list(r.options.values())
+        row["style"] = style  # the rewards score each completion in its row's style
         row.update(meta)
         rows.append(row)
     return rows

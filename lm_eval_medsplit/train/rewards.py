@@ -18,6 +18,11 @@ can be named by dotted path, e.g. with TRL's own command line::
 - :data:`format_reward`: 1 for ``<think>reasoning</think>`` followed by the final-answer line
   (``Answer: X``) as the last line, else 0. The ``<think>`` may be opened by the prompt (an
   adversarial prefill, or a chat template that ends its generation prompt with ``<think>``).
+
+Both read the prompt style of each row from its ``style`` column (written by
+:func:`lm_eval_medsplit.train.data.build_rows`; default ``cot``): in the ``paper`` style the
+accuracy reward scores with ``scoring.score(..., style="paper")`` and the format reward
+wants ``\\boxed{...}`` on the last line instead of ``Answer: X``.
 - the overlong penalty is TRL's own ``get_soft_overlong_punishment`` (see
   :func:`make_reward_funcs`).
 """
@@ -32,6 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+from lm_eval_medsplit.prompts import DEFAULT_STYLE
 from lm_eval_medsplit.scoring import METHODS, Outcome, opens_think, score
 
 ENV_UNPARSED_PENALTY = "MEDSPLIT_UNPARSED_PENALTY"
@@ -109,10 +115,11 @@ class AccuracyReward:
     __name__ = "accuracy_reward"
 
     def __init__(self, unparsed_penalty: float = 0.0, *, correct: float = 1.0,
-                 incorrect: float = 0.0, fuzzy: bool = True,
+                 incorrect: float = 0.0, fuzzy: bool = True, style: str = DEFAULT_STYLE,
                  gold_columns: Sequence[str] = ("answer_idx", "gold", "answer_letter"),
                  options_columns: Sequence[str] = ("options",)):
         self.unparsed_penalty = float(unparsed_penalty)
+        self.style = style  # for rows without a ``style`` column
         self.correct = float(correct)
         self.incorrect = float(incorrect)
         self.fuzzy = fuzzy
@@ -125,14 +132,14 @@ class AccuracyReward:
         return (f"AccuracyReward(unparsed_penalty={self.unparsed_penalty}, correct={self.correct}, "
                 f"incorrect={self.incorrect}, fuzzy={self.fuzzy})")
 
-    def score_one(self, text: Any, options: Any, gold: Any):
+    def score_one(self, text: Any, options: Any, gold: Any, style: str | None = None):
         """The scoring core's :class:`~lm_eval_medsplit.scoring.Score`, or ``None`` when the
         gold letter cannot be read."""
         g = _gold(gold)
         if g is None:
             return None
         try:
-            return score(text, _options(options), g, fuzzy=self.fuzzy)
+            return score(text, _options(options), g, fuzzy=self.fuzzy, style=style or self.style)
         except (ValueError, TypeError):
             return None  # gold outside the options, or unreadable options
 
@@ -140,6 +147,7 @@ class AccuracyReward:
         n = len(completions)
         golds = _column(kwargs, self.gold_columns, n)
         options = _column(kwargs, self.options_columns, n)
+        styles = kwargs.get("style") or [None] * n
         rewards: list[float | None] = []
         methods: list[str | None] = []
         preds: list[str | None] = []
@@ -147,8 +155,8 @@ class AccuracyReward:
         outcomes = dict.fromkeys(Outcome, 0)
         value = {Outcome.CORRECT: self.correct, Outcome.INCORRECT: self.incorrect,
                  Outcome.UNPARSED: self.unparsed_penalty}
-        for c, opts, gold in zip(completions, options, golds):
-            s = self.score_one(completion_text(c), opts, gold)
+        for c, opts, gold, style in zip(completions, options, golds, styles):
+            s = self.score_one(completion_text(c), opts, gold, style)
             if s is None:
                 rewards.append(None)
                 methods.append(None)
@@ -194,6 +202,8 @@ accuracy_reward = AccuracyReward(_env_penalty())
 # --------------------------------------------------------------------------- format
 
 _ANSWER_LINE = re.compile(r"^\s*Answer:\s*([A-Z])\s*$")
+#: The ``paper`` style's final answer: a non-empty ``\boxed{...}`` on the last line.
+_BOXED_LINE = re.compile(r"\\boxed\{\s*(?:\\text\{)?\s*([^{}\s][^{}]*)\}")
 _OPEN = re.compile(r"<think>")
 _CLOSE = re.compile(r"</think>")
 
@@ -216,7 +226,8 @@ class FormatReward:
     def __init__(self, *, think_opened_by_template: bool = False):
         self.think_opened_by_template = think_opened_by_template
 
-    def check(self, text: str, *, opened: bool = False, letters: str | None = None) -> bool:
+    def check(self, text: str, *, opened: bool = False, letters: str | None = None,
+              style: str | None = None) -> bool:
         stripped = text.lstrip()
         starts_open = stripped.startswith("<think>")
         n_open = len(_OPEN.findall(text))
@@ -237,6 +248,8 @@ class FormatReward:
         lines = [ln for ln in tail.splitlines() if ln.strip()]
         if not lines:
             return False
+        if style == "paper":
+            return bool(_BOXED_LINE.search(lines[-1]))
         m = _ANSWER_LINE.match(lines[-1])
         return bool(m) and (letters is None or m.group(1) in letters)
 
@@ -244,14 +257,16 @@ class FormatReward:
         n = len(completions)
         prompts = kwargs.get("prompts") or [None] * n
         options = kwargs.get("options") or [None] * n
+        styles = kwargs.get("style") or [None] * n
         out = []
-        for c, p, opts in zip(completions, prompts, options):
+        for c, p, opts, style in zip(completions, prompts, options, styles):
             letters = None
             if opts is not None:
                 o = _options(opts)
                 k = len(o) if isinstance(o, (list, tuple, Mapping)) else 0
                 letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[:k] if k else None
-            ok = self.check(completion_text(c), opened=_prompt_opens_think(p), letters=letters)
+            ok = self.check(completion_text(c), opened=_prompt_opens_think(p), letters=letters,
+                            style=style)
             out.append(1.0 if ok else 0.0)
         return out
 
