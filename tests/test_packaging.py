@@ -79,7 +79,7 @@ def test_fresh_venv_plain_install_runs_the_cli(tmp_path, raw_dir, source_tree):
                    capture_output=True, text=True, check=True, cwd=tmp_path)
     assert 0 <= json.loads((tmp_path / "l.jsonl").read_text())["reasoning_prob"] <= 1
     absent = subprocess.run([str(py), "-c", "import importlib.util as u; print([m for m in ('sklearn', 'torch', "
-                             "'matplotlib', 'statsmodels') if u.find_spec(m)])"],
+                             "'matplotlib') if u.find_spec(m)])"],
                             capture_output=True, text=True, check=True, cwd=tmp_path).stdout
     assert absent.strip() == "[]"
     # the installed package is the wheel, not the checkout
@@ -251,11 +251,7 @@ def test_cache_folder_honours_xdg_cache_home_and_medsplit_cache_wins(tmp_path, m
 
 # (module, private name) imports of another package's `_`-prefixed modules, each with its reason.
 # An entry that no longer matches an import fails too, so the list cannot go stale.
-PRIVATE_IMPORTS = {
-    ("lm_eval_medsplit/report/readers.py", "inspect_ai._util._async"): "pending: replaced by the public API (issue 15)",
-    ("lm_eval_medsplit/report/readers.py", "inspect_ai._util.async_zip"): "pending: as above",
-    ("lm_eval_medsplit/report/readers.py", "inspect_ai._util.asyncfiles"): "pending: as above",
-}
+PRIVATE_IMPORTS: dict = {}
 
 
 def test_no_private_module_of_another_package_is_imported():

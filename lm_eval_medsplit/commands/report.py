@@ -88,7 +88,7 @@ def _formats(value: str) -> list[str]:
 def _need(formats: list[str]) -> None:
     from lm_eval_medsplit.cli import CLIError
 
-    mods = ["statsmodels"]  # the Wilson / Newcombe intervals of every format
+    mods = []
     if "png" in formats or "html" in formats:
         mods.append("matplotlib")
     if "html" in formats:
