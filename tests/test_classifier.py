@@ -326,7 +326,7 @@ def test_train_cli_embedded_and_errors(raw_dir, split_file, tmp_path, capsys):
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a numpy archive")
     assert main(["classifier", "info", "--model", str(junk)]) == 2
-    assert f"{junk}: not an embedded classifier artefact" in capsys.readouterr().err
+    assert f"{junk}: not a valid .npz (zip) file" in capsys.readouterr().err
     # no labels -> a named error
     bare = _write_jsonl(tmp_path / "bare.jsonl", [{"id": "x", "question": "Q?", "options": ["a", "b"]}])
     assert main(["classifier", "train", "--data", str(bare), "--out", str(tmp_path / "n.npz")]) == 2

@@ -871,6 +871,8 @@ def test_responses_without_scoring_fields_are_rescored_and_said_so(lm_run, tmp_p
         s = json.loads(line)
         s["filter"] = "take_first"
         s["filtered_resps"] = [s["resps"][0][0]]
+        for k in ("medsplit_scores", "medsplit_score"):  # the score filter fills these; take_first does not
+            s["doc"].pop(k, None)
         lines.append(json.dumps(s))
     sfile.write_text("\n".join(lines) + "\n", encoding="utf-8")
     rows = {(r.benchmark, r.id, r.adversarial, r.trace_index): r for r in build_report([lm_run], b=B).joined.rows}

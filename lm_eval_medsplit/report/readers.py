@@ -297,7 +297,7 @@ def _outcome_fields(*places: Any) -> dict[str, Any] | None:
 
 def _rescore(text: str | None, doc: Mapping[str, Any], target: Any) -> dict[str, Any] | None:
     from lm_eval_medsplit.schema import RowError, coerce_options
-    from lm_eval_medsplit.scoring import score
+    from lm_eval_medsplit.scoring import STYLES, score
 
     options = doc.get("options")
     gold = doc.get("answer_idx") or (target if isinstance(target, str) else None)
@@ -310,7 +310,8 @@ def _rescore(text: str | None, doc: Mapping[str, Any], target: Any) -> dict[str,
     gold = str(gold).strip().upper()
     if gold not in opts:
         return None
-    s = score(text, opts, gold)
+    style = doc.get("style")
+    s = score(text, opts, gold, style=style if style in STYLES else "cot")
     return {"pred": s.pred, "method": s.method, "outcome": s.outcome.value}
 
 
