@@ -45,8 +45,8 @@ def _variants(text: str, record, i: int, style: str = "cot") -> str:
             return f"{text}\n\nThe final answer is \\boxed{{{record.options[gold]}}}."
         if kind == 6:
             return f"Step by step.\n\\boxed{{{wrong}. {record.options[wrong]}}}"
-        if kind == 7:
-            return f"Step by step.\nSo the answer is \\boxed{{{gold}}}"
+        if kind == 7:  # an <answer> tag wins in cot, the box in paper (docs/scoring.md)
+            return f"<answer>{wrong}</answer>\nOn reflection, the answer is \\boxed{{{gold}}}"
     kind = i % 6
     if kind == 1:
         return f"<think>\nThe answer is {wrong}.\n</think>\n{text}"
