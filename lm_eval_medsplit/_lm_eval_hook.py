@@ -97,11 +97,60 @@ def patch(module) -> bool:
             args, kwargs = bound.args[1:], bound.kwargs
         except Exception:  # never let registration break lm-eval
             pass
+        try:
+            metadata = sig.bind(self, *args, **kwargs).arguments.get("metadata")
+        except TypeError:
+            metadata = None
+        check_source_before_model(metadata)
         init(self, *args, **kwargs)
 
     setattr(__init__, _MARK, True)
     tm.__init__ = __init__
     return True
+
+
+def _lm_eval_cli_tasks():
+    """The ``--tasks`` value when this process is the ``lm_eval`` command, else None."""
+    argv = sys.argv
+    prog = os.path.basename(argv[0]) if argv else ""
+    if prog not in ("lm_eval", "lm-eval") and not argv[0].endswith(os.path.join("lm_eval", "__main__.py")):
+        return None
+    for i, a in enumerate(argv):
+        if a == "--tasks" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--tasks="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def check_source_before_model(metadata) -> None:
+    """In the ``lm_eval`` command, with medsplit tasks requested: check the data source
+    (a path that exists and has a known layout; the hub reachable, or HF_HUB_OFFLINE=1)
+    when the TaskManager is built, which is before the model loads, and stop with one line
+    in lm-eval's syntax. Python callers get the same errors when the tasks load."""
+    tasks = _lm_eval_cli_tasks()
+    if not tasks or "medsplit" not in tasks:
+        return
+    meta = metadata if isinstance(metadata, dict) else {}
+    try:
+        from lm_eval_medsplit.sources import (
+            SourceError,
+            check_hub_reachable,
+            resolve_source,
+            source_error_message,
+        )
+    except ImportError:
+        return
+    value = meta.get("source") or os.environ.get("MEDSPLIT_SOURCE") or "hub"
+    try:
+        src = resolve_source(str(value), revision=meta.get("revision"),
+                             pubmedqa_split=meta.get("pubmedqa_split"))
+        if src.kind == "hub":
+            check_hub_reachable(src.location, src.revision)
+    except SourceError as e:
+        print(f"lm_eval: medsplit source (--metadata '{{\"source\": ...}}' or MEDSPLIT_SOURCE): "
+              f"{source_error_message(e, 'lm-eval')}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 class _Loader:

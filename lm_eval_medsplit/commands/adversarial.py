@@ -77,7 +77,10 @@ def register(sub) -> None:
                         description="Read every adversarial trace of a canonical JSONL file (or of "
                                     "every benchmark of a directory source, e.g. a `medsplit build` "
                                     "output) and check that it concludes with wrong_letter(record, "
-                                    "k), never the gold letter. Exit 1 when any trace fails.")
+                                    "k), never the gold letter. Exit 1 when any trace fails.",
+                        epilog="examples:\n  medsplit adversarial check mine.adv.jsonl\n"
+                               "  medsplit adversarial check medsplit-build/",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("file", type=Path, help="canonical JSONL file or a directory source")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_check)

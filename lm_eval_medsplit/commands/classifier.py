@@ -111,7 +111,11 @@ def register(sub) -> None:
     e.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
     e.set_defaults(func=cmd_evaluate)
 
-    i = gs.add_parser("info", help="print the classifier's identity (name, sha256, threshold, CV)")
+    i = gs.add_parser("info", help="print the classifier's identity (name, sha256, threshold, CV)",
+                      description="The classifier's identity: name, sha256, threshold, CV.",
+                      epilog="examples:\n  medsplit classifier info\n"
+                             "  medsplit classifier info --backend transformer --model PATH_OR_ID",
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_backend_args(i)
     i.set_defaults(func=cmd_info)
 

@@ -11,7 +11,9 @@ from lm_eval_medsplit.commands.common import add_source_args, console, open_sour
 def register(sub) -> None:
     p = sub.add_parser("benchmarks", help="list the 11 benchmarks of the registry",
                        description="The benchmark registry: hub config, short name used in "
-                                   "task names, options per question, licence and redistribution.")
+                                   "task names, options per question, licence and redistribution.",
+                       epilog="examples:\n  medsplit benchmarks\n  medsplit benchmarks --json",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_benchmarks)
 
