@@ -159,7 +159,16 @@ class MedsplitTrainArguments:
 
 def train_row_to_record(row: dict[str, Any], benchmark: str) -> MCQRecord:
     """One BioMed-R1-Train row (``options`` as JSON string) as a record; ``reasoning`` and
-    any other column stay in :attr:`MCQRecord.extra`."""
+    any other column stay in :attr:`MCQRecord.extra`. A ``meta`` column holding a JSON
+    string (what ``medsplit build`` writes, so its output trains GRPO) is parsed back."""
+    meta = row.get("meta")
+    if isinstance(meta, str):
+        from lm_eval_medsplit.schema import RowError
+
+        try:
+            row = {**row, "meta": json.loads(meta) if meta.strip() else {}}
+        except json.JSONDecodeError as e:
+            raise RowError("meta", f"not valid JSON ({e.msg})") from None
     return record_from_row(row, benchmark, keep_extra=True)
 
 
