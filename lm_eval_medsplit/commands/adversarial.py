@@ -39,7 +39,11 @@ def _at_least_one(text: str) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("adversarial", help="generate and check adversarial reasoning traces",
-                       description="Incorrect reasoning traces (the adversarial setting).")
+                       description="Incorrect reasoning traces (the adversarial setting).",
+                       epilog="examples:\n"
+                              "  medsplit adversarial generate mine.labelled.jsonl --out mine.adv.jsonl --offline\n"
+                              "  medsplit adversarial check mine.adv.jsonl",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     asub = p.add_subparsers(dest="adversarial_command", metavar="ACTION", required=True)
 
     g = asub.add_parser("generate", help="add adversarial traces to records (JSONL in, JSONL out)",

@@ -70,7 +70,11 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_classify)
 
     g = sub.add_parser("classifier", help="train, evaluate or describe the reasoning classifier",
-                       description="The reasoning-vs-knowledge question classifier.")
+                       description="The reasoning-vs-knowledge question classifier.",
+                       epilog="examples:\n  medsplit classifier info\n"
+                              "  medsplit classifier evaluate --labels ../shared/data/raw \\\n"
+                              "      --split ../shared/data/splits/medxpertqa_classifier_split.json --part test",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     gs = g.add_subparsers(dest="classifier_command", metavar="SUBCOMMAND")
 
     t = gs.add_parser("train", help="train a classifier on labelled questions",

@@ -18,7 +18,10 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_benchmarks)
 
     data = sub.add_parser("data", help="validate and inspect data sources",
-                          description="Validate and inspect a data source.")
+                          description="Validate and inspect a data source.",
+                          epilog="examples:\n  medsplit data validate --source ../shared/data/raw\n"
+                                 "  medsplit data show --source examples/mine.jsonl -b mine --n 2 --prompt",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
     v = dsub.add_parser(
