@@ -271,7 +271,10 @@ def test_user_benchmark_end_to_end(tmp_path):
     metrics = dump["results"]["scores"][0]["metrics"]
     assert {"accuracy", "reasoning_accuracy", "knowledge_accuracy"} <= set(metrics)
     # the report: knowledge vs reasoning for 'mine', from both harnesses
-    _run([bin_ / "medsplit", "report", "runs/", "logs/", "--out", "report/"], work, env)
+    said = _run([bin_ / "medsplit", "report", "runs/", "logs/", "--out", "report/"], work, env)
+    # "wrote csv: report/csv (9 files)": the folder shown holds all the files counted
+    for folder, n in re.findall(r"^wrote [\w-]+: (\S+) \((\d+) files\)$", said, re.M):
+        assert sum(f.is_file() for f in (work / folder).rglob("*")) >= int(n), (folder, n, said)
     report = json.loads((work / "report" / "report.json").read_text())
     gaps = [g for g in report["gaps"] if g["benchmark"] == "mine"]
     assert len({g["model"] for g in gaps}) == 2, gaps  # one lm-eval run, one Inspect run

@@ -584,9 +584,14 @@ def load_eval_sets(against: str | None, benchmarks: str | Sequence[str] | None =
         except (OSError, ConnectionError, ValueError) as e:
             if src.kind != "hub":
                 raise
+            from lm_eval_medsplit.sources import HubUnavailableError
+
+            # said in medsplit-train's terms, not the CLI's --source
+            detail = e.detail if isinstance(e, HubUnavailableError) else f"{type(e).__name__}: {e}"
             raise TrainDataError(
-                f"cannot load {n} from {src.location} to decontaminate against: {type(e).__name__}: {e}. "
-                f"Pass --decontaminate_against DIR|FILE.jsonl (a local evaluation source) or none") from e
+                f"cannot load {n} from {src.location} to decontaminate against: {detail}. "
+                f"Pass --decontaminate_against DIR|FILE.jsonl (a local evaluation source) or none; "
+                f"with the dataset in the Hugging Face cache, set HF_HUB_OFFLINE=1") from e
     return out, src.describe()
 
 
