@@ -15,6 +15,11 @@ still wins. ``TaskManager(include_defaults=False, ...)`` is left untouched.
 Switch it off with ``MEDSPLIT_LM_EVAL_AUTOREGISTER=0`` in the environment, or remove the
 file with ``medsplit lm-eval unregister``; ``medsplit lm-eval status`` shows the state.
 
+In the ``lm_eval`` command with ``medsplit`` tasks, the wrapped ``__init__`` also checks
+the data source (``--metadata '{"source": ...}'`` / ``MEDSPLIT_SOURCE``; the hub reachable)
+before lm-eval loads the model, and stops with one line in lm-eval's syntax
+(:func:`check_source_before_model`).
+
 Only :mod:`sys` and :mod:`os` are imported at start-up; this file is also read by
 ``setup.py`` (with :func:`runpy.run_path`) to write the ``.pth`` into the wheel.
 """

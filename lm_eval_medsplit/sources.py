@@ -9,7 +9,11 @@
 - a canonical JSONL file of your own questions (``id, question, options`` required).
 
 Every loader goes through :func:`lm_eval_medsplit.schema.build_records`, so validation,
-skip accounting and content hashes are the same everywhere.
+skip accounting and content hashes are the same everywhere. Paths are kept as the user
+typed them (made absolute, symlinks not resolved). A hub that cannot be reached fails at
+once (:func:`check_hub_reachable`: one short request, no retries) with a
+:class:`HubUnavailableError` that says what to do in the syntax of the tool in use
+(:data:`SOURCE_SYNTAX`: ``--source``, ``--metadata '{"source": ...}'``, ``-T source=``).
 """
 
 from __future__ import annotations
@@ -69,9 +73,9 @@ class HubUnavailableError(SourceError):
         super().__init__(self._message())
 
     def _message(self) -> str:
-        return (f"{self.detail}. No network: use a local source, {source_flag(self.tool)} (a "
-                f"`medsplit build` output, a raw folder or your own .jsonl); with the dataset "
-                f"already in the Hugging Face cache, set HF_HUB_OFFLINE=1")
+        return (f"{self.detail}. Without the hub, use a local source: {source_flag(self.tool)} "
+                f"(a `medsplit build` output, a raw folder or your own .jsonl); with the dataset "
+                f"already in the Hugging Face cache, set HF_HUB_OFFLINE=1 (gated: HF_TOKEN)")
 
     def for_tool(self, tool: str) -> HubUnavailableError:
         return HubUnavailableError(self.detail, tool)
