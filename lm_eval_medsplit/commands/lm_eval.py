@@ -1,5 +1,11 @@
 """``medsplit lm-eval path|tasks|status|register|unregister``: the lm-evaluation-harness
-task folder and its automatic registration."""
+task folder and its automatic registration.
+
+``tasks --write DIR`` gives a JSONL's own benchmarks (names outside the registry) real
+lm-eval tasks: for each, the packaged task YAML of the same subset and mode with the
+benchmark, task name and default source filled in, for ``lm_eval --include_path DIR``
+(prompt, scoring and metrics stay the package's; ``--metadata`` still overrides the
+source)."""
 
 from __future__ import annotations
 
