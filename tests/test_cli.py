@@ -250,12 +250,8 @@ def test_hub_error_in_lm_eval_comes_before_the_model_in_its_syntax(tmp_path):
     env = _unreachable_hub_env()
     from lm_eval_medsplit._lm_eval_hook import task_dir
 
-    p = subprocess.run([sys.executable, "-c", "import sys; from lm_eval_medsplit._lm_eval_hook import "
-                        "install; install(); sys.argv[0] = 'lm_eval'; from lm_eval.__main__ import "
-                        "cli_evaluate; cli_evaluate()",
-                        "--model", "hf", "--model_args", "pretrained=/no/such/model",
-                        "--include_path", task_dir(), "--tasks", "medsplit_medqa_reasoning"],
-                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    p = _lm_eval_cli(["--model", "hf", "--model_args", "pretrained=/no/such/model",
+                      "--include_path", task_dir(), "--tasks", "medsplit_medqa_reasoning"], env, tmp_path)
     assert p.returncode == 2, p.stderr[-3000:]
     last = p.stderr.strip().splitlines()[-1]
     assert last.startswith("lm_eval: medsplit source") and "Traceback" not in p.stderr
@@ -306,3 +302,33 @@ def test_train_help_is_short_with_an_example_and_config():
         assert len(out.splitlines()) < 120, len(out.splitlines())
         assert "example" in out and "--config" in out and "--help-all" in out
         assert f"--config {command}_cpu_smoke" in out
+
+
+def _lm_eval_cli(args, env, cwd):
+    """The `lm_eval` command with the registration hook installed (as the wheel's .pth does)."""
+    code = ("import sys; from lm_eval_medsplit._lm_eval_hook import install; install(); "
+            "sys.argv[0] = 'lm_eval'; from lm_eval.__main__ import cli_evaluate; cli_evaluate()")
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=300)
+
+
+def test_lm_eval_generation_budget_is_checked_before_the_model(raw_dir, tmp_path):
+    """A local model with a 4096-token context and the tasks' 4096-token budget: one line
+    with the flag to set, before lm-eval loads anything (the folder holds no weights)."""
+    pytest.importorskip("lm_eval")
+    import os
+
+    from lm_eval_medsplit._lm_eval_hook import task_dir
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "llama", "max_position_embeddings": 4096}))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    args = ["--model", "hf", "--model_args", f"pretrained={model}", "--include_path", task_dir(),
+            "--tasks", "medsplit_medqa_reasoning", "--metadata", json.dumps({"source": str(raw_dir)})]
+    p = _lm_eval_cli(args, env, tmp_path)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert "4096-token context: add --gen_kwargs max_gen_toks=1024" in p.stderr.strip().splitlines()[-1]
+    # with a budget set, the check lets lm-eval go on (and fail on the weightless folder)
+    p = _lm_eval_cli(args + ["--gen_kwargs", "max_gen_toks=16"], env, tmp_path)
+    assert p.returncode != 0 and "max_gen_toks=1024" not in p.stderr
