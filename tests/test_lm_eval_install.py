@@ -54,6 +54,9 @@ def fresh_venv(tmp_path_factory, source_tree) -> Path:
     site = Path(_run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).strip())
     (site / "_dev_deps.pth").write_text(f"{deps}\n")
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    # the venv's own (ensurepip) setuptools would shadow the dev venv's newer one, which
+    # torch requires (setuptools>=77); without it the dev venv's copy is the one seen
+    _run([py, "-m", "pip", "uninstall", "-y", "-q", "setuptools"], env=env, cwd=tmp)
     _run([py, "-m", "pip", "install", "-q", "--no-index", f"{wheel}[lm-eval]"], env=env, cwd=tmp)
     return venv
 
