@@ -53,13 +53,38 @@ def _bool(value: bool | str | None) -> bool:
     return bool(value)
 
 
+def _say_first(message: str) -> None:
+    """Print the problem on stderr before Inspect prints its (long) traceback, so the first
+    line the user sees names it; the exception is raised as well."""
+    import sys
+
+    print(f"lm_eval_medsplit: error: {message}", file=sys.stderr, flush=True)
+
+
+def _param_hint(message: str) -> str | None:
+    """The task parameter a validation message is about (``benchmarks``, ``subset``, ...)."""
+    for name in ("subset", "style", "adversarial_mode", "trace", "benchmark", "source"):
+        if message.startswith((f"{name} ", f"unknown {name}")):
+            return {"benchmark": "benchmarks"}.get(name, name) + "=..."
+    return None
+
+
 def _build(*, benchmarks, subset, style, adversarial_mode, trace, source, revision,
            shuffle_seed, force_prefill, strict=False) -> Task:
-    ds = medsplit_dataset(benchmarks, subset, style=style, adversarial=_mode(adversarial_mode),
-                          trace=trace, source=None if source is None else str(source),
-                          revision=revision,
-                          shuffle_seed=None if shuffle_seed is None else int(shuffle_seed),
-                          strict=_bool(strict))
+    from lm_eval_medsplit.sources import HubUnavailableError
+
+    try:
+        ds = medsplit_dataset(benchmarks, subset, style=style, adversarial=_mode(adversarial_mode),
+                              trace=trace, source=None if source is None else str(source),
+                              revision=revision,
+                              shuffle_seed=None if shuffle_seed is None else int(shuffle_seed),
+                              strict=_bool(strict))
+    except HubUnavailableError as e:  # said in Inspect's syntax: -T source=DIR
+        _say_first(str(e.for_tool("inspect")))
+        raise e.for_tool("inspect") from None
+    except ValueError as e:  # a bad -T value or source: one line before Inspect's traceback
+        _say_first(f"-T {_param_hint(str(e))}: {e}" if _param_hint(str(e)) else str(e))
+        raise
     return Task(
         dataset=ds.dataset,
         solver=medsplit_prompt(dataset_key=ds.key, force_prefill=_bool(force_prefill)),

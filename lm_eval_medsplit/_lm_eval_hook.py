@@ -15,6 +15,13 @@ still wins. ``TaskManager(include_defaults=False, ...)`` is left untouched.
 Switch it off with ``MEDSPLIT_LM_EVAL_AUTOREGISTER=0`` in the environment, or remove the
 file with ``medsplit lm-eval unregister``; ``medsplit lm-eval status`` shows the state.
 
+In the ``lm_eval`` command with ``medsplit`` tasks, the wrapped ``__init__`` also checks
+the data source (``--metadata '{"source": ...}'`` / ``MEDSPLIT_SOURCE``; the hub reachable)
+before lm-eval loads the model, and stops with one line in lm-eval's syntax
+(:func:`check_source_before_model`); a local ``hf`` model whose context cannot hold the
+tasks' 4096-token generation budget is stopped there too, with the ``--gen_kwargs`` that
+fixes it.
+
 Only :mod:`sys` and :mod:`os` are imported at start-up; this file is also read by
 ``setup.py`` (with :func:`runpy.run_path`) to write the ``.pth`` into the wheel.
 """
@@ -97,11 +104,102 @@ def patch(module) -> bool:
             args, kwargs = bound.args[1:], bound.kwargs
         except Exception:  # never let registration break lm-eval
             pass
+        try:
+            metadata = sig.bind(self, *args, **kwargs).arguments.get("metadata")
+        except TypeError:
+            metadata = None
+        check_source_before_model(metadata)
         init(self, *args, **kwargs)
 
     setattr(__init__, _MARK, True)
     tm.__init__ = __init__
     return True
+
+
+def _lm_eval_cli_tasks():
+    """The ``--tasks`` value when this process is the ``lm_eval`` command, else None."""
+    argv = sys.argv
+    prog = os.path.basename(argv[0]) if argv else ""
+    if prog not in ("lm_eval", "lm-eval") and not argv[0].endswith(os.path.join("lm_eval", "__main__.py")):
+        return None
+    return _argv_value("--tasks")
+
+
+def _argv_value(flag: str):
+    argv = sys.argv
+    for i, a in enumerate(argv):
+        if a == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def check_budget_before_model() -> None:
+    """``lm_eval --model hf`` on a local model folder whose context is no longer than the
+    tasks' generation budget (4096 new tokens; lm-eval would stop after loading the model
+    with "max tokens to generate ... must be less than ..."): stop first, with the flag
+    that fixes it. Only where the budget and context are known from the command line and
+    the folder's config.json."""
+    if _argv_value("--model") != "hf" or _argv_value("--config") is not None:
+        return
+    gen = _argv_value("--gen_kwargs") or ""
+    margs = _argv_value("--model_args") or ""
+    if "max_gen_toks" in gen or "max_length" in margs:
+        return
+    pretrained = next((kv.split("=", 1)[1] for kv in margs.split(",") if kv.startswith("pretrained=")),
+                      None)
+    config = os.path.join(pretrained, "config.json") if pretrained else None
+    if not config or not os.path.isfile(config):
+        return
+    import json
+
+    try:
+        with open(config, encoding="utf-8") as f:
+            cfg = json.load(f)
+        cfg = cfg.get("text_config") or cfg
+        context = next(int(cfg[k]) for k in ("n_positions", "max_position_embeddings", "n_ctx")
+                       if cfg.get(k) is not None)
+        from lm_eval_medsplit.task_yaml import DEFAULT_MAX_GEN_TOKS
+    except Exception:  # an unusual config: lm-eval decides
+        return
+    if context <= DEFAULT_MAX_GEN_TOKS:
+        print(f"lm_eval: the medsplit tasks generate up to {DEFAULT_MAX_GEN_TOKS} new tokens and "
+              f"{pretrained} has a {context}-token context: add --gen_kwargs "
+              f"max_gen_toks={max(16, context // 4)} (any value that leaves room for the prompt)",
+              file=sys.stderr)
+        raise SystemExit(2)
+
+
+def check_source_before_model(metadata) -> None:
+    """In the ``lm_eval`` command, with medsplit tasks requested: check the data source
+    (a path that exists and has a known layout; the hub reachable, or HF_HUB_OFFLINE=1)
+    when the TaskManager is built, which is before the model loads, and stop with one line
+    in lm-eval's syntax. Python callers get the same errors when the tasks load."""
+    tasks = _lm_eval_cli_tasks()
+    if not tasks or "medsplit" not in tasks:
+        return
+    check_budget_before_model()
+    meta = metadata if isinstance(metadata, dict) else {}
+    try:
+        from lm_eval_medsplit.sources import (
+            SourceError,
+            check_hub_reachable,
+            resolve_source,
+            source_error_message,
+        )
+    except ImportError:
+        return
+    value = meta.get("source") or os.environ.get("MEDSPLIT_SOURCE") or "hub"
+    try:
+        src = resolve_source(str(value), revision=meta.get("revision"),
+                             pubmedqa_split=meta.get("pubmedqa_split"))
+        if src.kind == "hub":
+            check_hub_reachable(src.location, src.revision)
+    except SourceError as e:
+        print(f"lm_eval: medsplit source (--metadata '{{\"source\": ...}}' or MEDSPLIT_SOURCE): "
+              f"{source_error_message(e, 'lm-eval')}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 class _Loader:

@@ -40,11 +40,26 @@ Data sources (--source, or MEDSPLIT_SOURCE in the environment):
   FILE.jsonl         your own questions: id, question, options[, answer_idx, benchmark]
 """
 
+EPILOG = """\
+examples (from a checkout; the files are in examples/):
+  medsplit benchmarks
+  medsplit data validate --source ../shared/data/raw
+  medsplit score examples/outputs.jsonl --out scored.jsonl
+  medsplit classify examples/mine.jsonl --out mine.labelled.jsonl
+  medsplit adversarial generate mine.labelled.jsonl --out mine.adv.jsonl --offline
+  medsplit build --source ../shared/data/raw --out medsplit-build/
+  medsplit lm-eval tasks --source mine.adv.jsonl --mode all --write my-tasks/
+  medsplit report runs/ logs/ --out report/
+
+`medsplit COMMAND --help` shows each command's options and examples.
+"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="medsplit",
         description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from lm_eval_medsplit import __version__

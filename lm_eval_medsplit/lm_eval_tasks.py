@@ -203,7 +203,7 @@ _PREPARED: dict[tuple, _Prepared] = {}
 
 
 def _source_from_metadata(metadata: dict[str, Any] | None):
-    from lm_eval_medsplit.sources import SourceError, resolve_source
+    from lm_eval_medsplit.sources import SourceError, resolve_source, source_error_message
 
     meta = metadata if isinstance(metadata, dict) else {}
     value = meta.get(METADATA_SOURCE) or os.environ.get("MEDSPLIT_SOURCE") or "hub"
@@ -211,7 +211,8 @@ def _source_from_metadata(metadata: dict[str, Any] | None):
         return resolve_source(str(value), revision=meta.get(METADATA_REVISION),
                               pubmedqa_split=meta.get(METADATA_PUBMEDQA_SPLIT))
     except SourceError as e:
-        raise MedsplitTaskError(f"medsplit source: {e}") from None
+        raise MedsplitTaskError(f"medsplit source (--metadata '{{\"source\": ...}}' or "
+                                f"MEDSPLIT_SOURCE): {source_error_message(e, 'lm-eval')}") from None
 
 
 def _strict_from_metadata(metadata: dict[str, Any] | None) -> bool:
@@ -222,7 +223,7 @@ def _strict_from_metadata(metadata: dict[str, Any] | None) -> bool:
 def _prepared(src, benchmark: str, strict: bool = False) -> _Prepared:
     from lm_eval_medsplit.dataset import load_eval_records
     from lm_eval_medsplit.schema import RecordValidationError
-    from lm_eval_medsplit.sources import SourceError
+    from lm_eval_medsplit.sources import SourceError, source_error_message
 
     key = (src.kind, src.location, src.revision, tuple(sorted(src.options.items())), benchmark, strict)
     if key not in _PREPARED:
@@ -239,7 +240,7 @@ def _prepared(src, benchmark: str, strict: bool = False) -> _Prepared:
         except RecordValidationError as e:
             raise MedsplitTaskError(f"medsplit source (strict): {e}") from None
         except SourceError as e:
-            raise MedsplitTaskError(str(e)) from None
+            raise MedsplitTaskError(source_error_message(e, "lm-eval")) from None
     return _PREPARED[key]
 
 

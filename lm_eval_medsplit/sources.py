@@ -9,7 +9,11 @@
 - a canonical JSONL file of your own questions (``id, question, options`` required).
 
 Every loader goes through :func:`lm_eval_medsplit.schema.build_records`, so validation,
-skip accounting and content hashes are the same everywhere.
+skip accounting and content hashes are the same everywhere. Paths are kept as the user
+typed them (made absolute, symlinks not resolved). A hub that cannot be reached fails at
+once (:func:`check_hub_reachable`: one short request, no retries) with a
+:class:`HubUnavailableError` that says what to do in the syntax of the tool in use
+(:data:`SOURCE_SYNTAX`: ``--source``, ``--metadata '{"source": ...}'``, ``-T source=``).
 """
 
 from __future__ import annotations
@@ -43,6 +47,45 @@ HUB_LAYOUT_SUFFIXES = (".parquet", ".jsonl", ".json")
 
 class SourceError(ValueError):
     """A source that cannot be used (missing path, unknown layout, absent benchmark)."""
+
+
+#: How each tool takes the data source, for messages in the syntax of the tool the user
+#: is in (``{value}`` is filled in).
+SOURCE_SYNTAX = {
+    "medsplit": "--source {value}",
+    "lm-eval": "--metadata '{{\"source\": \"{value}\"}}'",
+    "inspect": "-T source={value}",
+}
+
+
+def source_flag(tool: str, value: str = "DIR") -> str:
+    """``--source DIR`` / ``--metadata '{"source": "DIR"}'`` / ``-T source=DIR``."""
+    return SOURCE_SYNTAX.get(tool, SOURCE_SYNTAX["medsplit"]).format(value=value)
+
+
+class HubUnavailableError(SourceError):
+    """The hub could not be reached (offline, not found, gated, no cache). ``str()`` ends
+    with what to do in the medsplit CLI's syntax; :meth:`for_tool` says it for lm-eval or
+    Inspect."""
+
+    def __init__(self, detail: str, tool: str = "medsplit"):
+        self.detail, self.tool = detail, tool
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return (f"{self.detail}. Without the hub, use a local source: {source_flag(self.tool)} "
+                f"(a `medsplit build` output, a raw folder or your own .jsonl); with the dataset "
+                f"already in the Hugging Face cache, set HF_HUB_OFFLINE=1 (gated: HF_TOKEN)")
+
+    def for_tool(self, tool: str) -> HubUnavailableError:
+        return HubUnavailableError(self.detail, tool)
+
+
+def source_error_message(error: Exception, tool: str) -> str:
+    """The message of a source error in the syntax of ``tool`` (see :data:`SOURCE_SYNTAX`)."""
+    if isinstance(error, HubUnavailableError):
+        return str(error.for_tool(tool))
+    return str(error)
 
 
 @dataclass
@@ -150,7 +193,7 @@ def resolve_source(source: str | os.PathLike | Source | None = None, *,
     if path.is_file():
         if path.suffix not in (".jsonl", ".json"):
             raise SourceError(f"{path}: a source file must be canonical JSONL (.jsonl)")
-        return Source("jsonl", str(path.resolve()))
+        return Source("jsonl", _as_typed(path))
     kind = detect_layout(path)
     opts: dict[str, Any] = {}
     if kind == "raw_dir":
@@ -165,7 +208,13 @@ def resolve_source(source: str | os.PathLike | Source | None = None, *,
             rev = json.loads(manifest.read_text(encoding="utf-8")).get("revision")
         except (ValueError, OSError, AttributeError, RecursionError):
             rev = None
-    return Source(kind, str(path.resolve()), revision=rev, options=opts)
+    return Source(kind, _as_typed(path), revision=rev, options=opts)
+
+
+def _as_typed(path: Path) -> str:
+    """The absolute path as the user typed it (symlinks not resolved), for provenance
+    and messages."""
+    return os.path.abspath(path)
 
 
 def detect_layout(path: Path) -> str:
@@ -264,21 +313,60 @@ def _load_hub(b: registry.Benchmark, report: LoadReport, *, repo: str,
     if Path(repo).is_dir():
         ds = datasets.load_dataset(str(repo), data_dir=b.config, split=registry.HUB_SPLIT)
     else:
+        check_hub_reachable(repo, revision)
         revision = resolve_hub_revision(repo, revision)
         report.revision = revision
         try:
             ds = datasets.load_dataset(repo, b.config, split=registry.HUB_SPLIT, revision=revision)
         except (ConnectionError, OSError) as e:  # offline, not found, gated, no cache
-            raise SourceError(
+            raise HubUnavailableError(
                 f"{repo} (config {b.config}, revision {revision}): could not load from the Hugging "
-                f"Face hub: {type(e).__name__}: {e}. Check the network (HF_HUB_OFFLINE, HF_TOKEN), "
-                f"or use a local source: --source DIR (a `medsplit build` output or a raw folder)"
-            ) from e
+                f"Face hub: {type(e).__name__}: {_first_line(e)}") from e
     name = f"{repo}:{b.config}@{revision}" if revision else f"{repo}:{b.config}"
     report.files.append(name)
     rows = ((f"row {i}", row) for i, row in enumerate(ds))
     return list(build_records(rows, file=name, benchmark=b.name, report=report,
                               convert=hub_row_to_record))
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE`` asks for the local cache only."""
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+#: Seconds the one hub probe may take before the run stops (``datasets`` would otherwise
+#: retry for 25-60 s on an unreachable network before failing).
+HUB_PROBE_TIMEOUT = 10.0
+
+
+@functools.cache
+def check_hub_reachable(repo: str, revision: str | None) -> None:
+    """Fail fast, with what to do, when the hub cannot be reached: one request with a
+    short timeout and no retries, once per process. Skipped under ``HF_HUB_OFFLINE=1``
+    (the cache is then used as is)."""
+    if hub_offline():
+        return
+    import urllib.error
+    import urllib.request
+
+    from huggingface_hub import constants
+
+    url = f"{constants.ENDPOINT.rstrip('/')}/api/datasets/{repo}"
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"),
+                               timeout=HUB_PROBE_TIMEOUT).close()
+    except urllib.error.HTTPError:
+        pass  # the hub answered (401/404/...): datasets gives the precise error
+    except (urllib.error.URLError, OSError) as e:  # no DNS, refused, timed out
+        raise HubUnavailableError(
+            f"{repo} (revision {revision}): the Hugging Face hub ({constants.ENDPOINT}) cannot be "
+            f"reached: {type(e).__name__}: {_first_line(e)}") from None
 
 
 @functools.cache

@@ -1,6 +1,8 @@
 """After a plain (non-editable) `pip install "lm-eval-medsplit[lm-eval]"` into a fresh
 venv, `lm_eval --tasks medsplit_...` finds the tasks from any directory with no flag,
-the switch turns that off, and uninstalling removes the hook.
+the switch turns that off, and uninstalling removes the hook. And the README's install
+line for the main job, run exactly as written in an empty venv (packages from the index,
+here the local mirror), gives what `lm_eval --model hf` needs.
 
 The fresh venv sees the development venv's third-party packages (lm-eval, torch, ...)
 through a .pth file pointing at a filtered copy of its site-packages (symlinks, without
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -50,12 +54,27 @@ def fresh_venv(tmp_path_factory, source_tree) -> Path:
     site = Path(_run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).strip())
     (site / "_dev_deps.pth").write_text(f"{deps}\n")
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    # the venv's own (ensurepip) setuptools would shadow the dev venv's newer one, which
+    # torch requires (setuptools>=77); without it the dev venv's copy is the one seen
+    _run([py, "-m", "pip", "uninstall", "-y", "-q", "setuptools"], env=env, cwd=tmp)
     _run([py, "-m", "pip", "install", "-q", "--no-index", f"{wheel}[lm-eval]"], env=env, cwd=tmp)
     return venv
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def readme_install_line() -> str:
+    """The install command of the README's main job: the `pip install ... [lm-eval]` line
+    of the first code block under "## Set up", without its trailing comment."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```bash\n(.*?)\n```", text[text.index("## Set up"):], re.S).group(1)
+    (line,) = [ln for ln in block.splitlines() if ln.startswith("pip install") and "[lm-eval]" in ln]
+    return re.sub(r"\s+#.*$", "", line)
+
+
 @pytest.fixture(scope="module")
-def data(fresh_venv, raw_dir, tmp_path_factory):
+def data(raw_dir, tmp_path_factory):
     """A tiny local model and a 12-question hub-layout source (real PubMedQA records)."""
     tmp = tmp_path_factory.mktemp("lm_eval_install_data")
     sys.path.insert(0, str(Path(__file__).parent))
@@ -123,3 +142,39 @@ def test_switch_off_and_uninstall(fresh_venv, tmp_path):
     # a Python start-up without the package is clean
     proc = subprocess.run([str(py), "-c", "print('ok')"], capture_output=True, text=True, env=env)
     assert proc.stdout.strip() == "ok" and proc.stderr == ""
+
+
+@pytest.mark.slow
+def test_readme_install_line_in_a_fresh_venv(source_tree, data, tmp_path):
+    """The README's install line, as written, in an empty venv from a copy of the
+    checkout; then `lm_eval --model hf` (no other install) on a tiny local model and a
+    local source, with the medsplit tasks found with no flag."""
+    line = readme_install_line()
+    assert line.startswith("pip install torch==") and '".[lm-eval]"' in line, line
+    checkout = tmp_path / "checkout"
+    shutil.copytree(source_tree, checkout)
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", venv])
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "MEDSPLIT_LM_EVAL_AUTOREGISTER", "MEDSPLIT_SOURCE")}
+    env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", VIRTUAL_ENV=str(venv),
+               PIP_DISABLE_PIP_VERSION_CHECK="1")
+    _run(["bash", "-c", line], cwd=checkout, env=env, timeout=1800)
+    # nothing of the dev venv leaks in: the fresh venv has its own torch and transformers
+    py = venv / "bin" / "python"
+    where = _run([py, "-c", "import torch, transformers, lm_eval, lm_eval_medsplit; "
+                            "print(torch.__file__); print(lm_eval_medsplit.__file__)"], env=env,
+                 cwd=tmp_path)
+    assert all(str(venv) in p for p in where.split()), where
+    model, hub = data
+    run_env = {**env, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    out = tmp_path / "out"
+    _run([venv / "bin" / "lm_eval", "--model", "hf", "--model_args", f"pretrained={model},dtype=float32",
+          "--device", "cpu", "--tasks", "medsplit_pubmedqa_reasoning", "--limit", "2",
+          "--metadata", json.dumps({"source": str(hub)}), "--gen_kwargs", "max_gen_toks=4",
+          "--log_samples", "--output_path", out], env=run_env, cwd=tmp_path, timeout=900)
+    (results_file,) = out.rglob("results_*.json")
+    results = json.loads(results_file.read_text())
+    assert "acc,score" in results["results"]["medsplit_pubmedqa_reasoning"]
+    assert results["configs"]["medsplit_pubmedqa_reasoning"]["metadata"]["medsplit"]["revision"] \
+        == "install-test"

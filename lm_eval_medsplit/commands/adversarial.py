@@ -42,7 +42,11 @@ def _at_least_one(text: str) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("adversarial", help="generate and check adversarial reasoning traces",
-                       description="Incorrect reasoning traces (the adversarial setting).")
+                       description="Incorrect reasoning traces (the adversarial setting).",
+                       epilog="examples:\n"
+                              "  medsplit adversarial generate mine.labelled.jsonl --out mine.adv.jsonl --offline\n"
+                              "  medsplit adversarial check mine.adv.jsonl",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     asub = p.add_subparsers(dest="adversarial_command", metavar="ACTION", required=True)
 
     g = asub.add_parser("generate", help="add adversarial traces to records (JSONL in, JSONL out)",
@@ -84,7 +88,10 @@ def register(sub) -> None:
                         description="Read every adversarial trace of a canonical JSONL file (or of "
                                     "every benchmark of a directory source, e.g. a `medsplit build` "
                                     "output) and check that it concludes with wrong_letter(record, "
-                                    "k), never the gold letter. Exit 1 when any trace fails.")
+                                    "k), never the gold letter. Exit 1 when any trace fails.",
+                        epilog="examples:\n  medsplit adversarial check mine.adv.jsonl\n"
+                               "  medsplit adversarial check medsplit-build/",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("file", type=Path, help="canonical JSONL file or a directory source")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_check)

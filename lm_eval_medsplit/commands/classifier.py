@@ -73,7 +73,11 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_classify)
 
     g = sub.add_parser("classifier", help="train, evaluate or describe the reasoning classifier",
-                       description="The reasoning-vs-knowledge question classifier.")
+                       description="The reasoning-vs-knowledge question classifier.",
+                       epilog="examples:\n  medsplit classifier info\n"
+                              "  medsplit classifier evaluate --labels ../shared/data/raw \\\n"
+                              "      --split ../shared/data/splits/medxpertqa_classifier_split.json --part test",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     gs = g.add_subparsers(dest="classifier_command", metavar="SUBCOMMAND")
 
     t = gs.add_parser("train", help="train a classifier on labelled questions",
@@ -116,7 +120,11 @@ def register(sub) -> None:
 
     i = gs.add_parser("info", help="print the classifier's identity (name, sha256, threshold, CV) and, "
                                    "with --source, the reasoning share it gives each benchmark",
-                      epilog="example:\n  medsplit classifier info --source ../shared/data/raw",
+                      description="The classifier's identity: name, sha256, threshold, CV; with "
+                                  "--source, the reasoning share it gives each benchmark.",
+                      epilog="examples:\n  medsplit classifier info\n"
+                             "  medsplit classifier info --source ../shared/data/raw\n"
+                             "  medsplit classifier info --backend transformer --model PATH_OR_ID",
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_backend_args(i)
     i.add_argument("--source", default=None,

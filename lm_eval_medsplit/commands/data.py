@@ -11,12 +11,17 @@ from lm_eval_medsplit.commands.common import add_source_args, console, open_sour
 def register(sub) -> None:
     p = sub.add_parser("benchmarks", help="list the 11 benchmarks of the registry",
                        description="The benchmark registry: hub config, short name used in "
-                                   "task names, options per question, licence and redistribution.")
+                                   "task names, options per question, licence and redistribution.",
+                       epilog="examples:\n  medsplit benchmarks\n  medsplit benchmarks --json",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_benchmarks)
 
     data = sub.add_parser("data", help="validate and inspect data sources",
-                          description="Validate and inspect a data source.")
+                          description="Validate and inspect a data source.",
+                          epilog="examples:\n  medsplit data validate --source ../shared/data/raw\n"
+                                 "  medsplit data show --source examples/mine.jsonl -b mine --n 2 --prompt",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
     v = dsub.add_parser(

@@ -118,6 +118,7 @@ def _rename(items: list[str]) -> dict[str, str]:
 
 def cmd_report(args) -> int:
     import json
+    import os
 
     from lm_eval_medsplit.cli import CLIError
     from lm_eval_medsplit.report import (
@@ -177,7 +178,9 @@ def cmd_report(args) -> int:
                     f"not merged (see the Flagged table)")
         for fmt, paths in written.items():
             if paths:
-                shown = paths[0] if len(paths) == 1 else f"{paths[0].parent} ({len(paths)} files)"
+                # several files: the folder holding all of them (they may sit in subfolders)
+                shown = paths[0] if len(paths) == 1 else \
+                    f"{os.path.commonpath([str(p) for p in paths])} ({len(paths)} files)"
                 c.print(f"wrote {fmt}: {shown}", markup=False)
     sys.stdout.flush()
     return 0

@@ -34,8 +34,73 @@ commands:
   configs   list the example configs shipped with the package (--path NAME: print
             one config's path, e.g. for accelerate launch --config_file)
 
-`medsplit-train sft --help` lists every other option (data, TRL SFTConfig, ModelConfig).
+examples (offline, CPU, from a checkout; docs/train.md):
+  python examples/tiny_model.py tiny-model/
+  medsplit-train sft --config sft_cpu_smoke --model_name_or_path tiny-model/ \\
+      --dataset_source examples/sft.jsonl --output_dir outputs/sft-offline
+
+`medsplit-train sft --help` shows the common options; `--help-all` lists every option
+(data, TRL SFTConfig / GRPOConfig, ModelConfig).
 """
+
+#: Options of TRL's configs shown by the short ``--help`` (``--help-all`` lists them all).
+_COMMON_TRL = {
+    "model_name_or_path": "model: hub id or local folder (ModelConfig)",
+    "output_dir": "where checkpoints, the model and the data report go",
+    "max_steps": "stop after N optimiser steps (-1: train --num_train_epochs)",
+    "num_train_epochs": "epochs over the prepared data",
+    "per_device_train_batch_size": "rows per device and step",
+    "learning_rate": "peak learning rate",
+    "use_cpu": "train on the CPU (true/false)",
+    "bf16": "bfloat16 mixed precision (true/false)",
+    "dtype": "model weights dtype: auto, float32, bfloat16 (ModelConfig)",
+}
+_GRPO_ONLY = {
+    "num_generations": "completions per prompt (GRPO)",
+    "max_completion_length": "new tokens per completion (GRPO)",
+    "use_vllm": "generate with vLLM (true/false)",
+}
+
+
+def short_help(command: str) -> str:
+    """``medsplit-train sft|grpo --help``: usage, an example, the medsplit data options and
+    the most used TRL options (about 60 lines; ``--help-all`` prints TRL's full list)."""
+    import dataclasses
+    import textwrap
+
+    from lm_eval_medsplit.train.data import MedsplitTrainArguments
+
+    smoke = f"{command}_cpu_smoke"
+    data = "examples/sft.jsonl" if command == "sft" else "medsplit-build/ --dataset_config medqa \\\n      --dataset_split test"
+    lines = [
+        f"usage: medsplit-train {command} [--config CONFIG.yaml|NAME] [--OPTION VALUE ...]",
+        "",
+        ("supervised fine-tuning on <think>reasoning</think> + 'Answer: X' targets"
+         if command == "sft" else "GRPO with the scoring core's accuracy / format rewards") + ", on TRL.",
+        "--config takes a YAML file or a packaged config name (medsplit-train configs); flags",
+        "override it.",
+        "",
+        "example (offline, CPU; docs/train.md):",
+        f"  medsplit-train {command} --config {smoke} --model_name_or_path tiny-model/ \\",
+        f"      --dataset_source {data}",
+        "",
+        "data and selection (medsplit):",
+    ]
+
+    def opt(name: str, text: str) -> None:
+        wrapped = textwrap.wrap(text, 72) or [""]
+        lines.append(f"  --{name}")
+        lines.extend(f"      {w}" for w in wrapped)
+
+    for f in dataclasses.fields(MedsplitTrainArguments):
+        if command == "sft" and f.name in ("reward_funcs", "unparsed_penalty", "overlong_buffer"):
+            continue
+        opt(f.name, f.metadata.get("help", ""))
+    lines += ["", "training (TRL; --help-all lists every option):"]
+    common = {**_COMMON_TRL, **(_GRPO_ONLY if command == "grpo" else {})}
+    for name, text in common.items():
+        opt(name, text)
+    return "\n".join(lines) + "\n"
 
 
 def packaged_configs() -> dict[str, Path]:
@@ -229,6 +294,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from lm_eval_medsplit.errors import CLIError
     from lm_eval_medsplit.schema import RecordValidationError
+
+    if "--help-all" in rest:
+        rest = [("--help" if a == "--help-all" else a) for a in rest]
+    elif "-h" in rest or "--help" in rest:
+        print(short_help(command))
+        return 0
     from lm_eval_medsplit.sources import SourceError
     from lm_eval_medsplit.train.data import TrainDataError
 

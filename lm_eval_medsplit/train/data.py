@@ -162,7 +162,16 @@ class MedsplitTrainArguments:
 
 def train_row_to_record(row: dict[str, Any], benchmark: str) -> MCQRecord:
     """One BioMed-R1-Train row (``options`` as JSON string) as a record; ``reasoning`` and
-    any other column stay in :attr:`MCQRecord.extra`."""
+    any other column stay in :attr:`MCQRecord.extra`. A ``meta`` column holding a JSON
+    string (what ``medsplit build`` writes, so its output trains GRPO) is parsed back."""
+    meta = row.get("meta")
+    if isinstance(meta, str):
+        from lm_eval_medsplit.schema import RowError
+
+        try:
+            row = {**row, "meta": json.loads(meta) if meta.strip() else {}}
+        except json.JSONDecodeError as e:
+            raise RowError("meta", f"not valid JSON ({e.msg})") from None
     return record_from_row(row, benchmark, keep_extra=True)
 
 
@@ -578,9 +587,14 @@ def load_eval_sets(against: str | None, benchmarks: str | Sequence[str] | None =
         except (OSError, ConnectionError, ValueError) as e:
             if src.kind != "hub":
                 raise
+            from lm_eval_medsplit.sources import HubUnavailableError
+
+            # said in medsplit-train's terms, not the CLI's --source
+            detail = e.detail if isinstance(e, HubUnavailableError) else f"{type(e).__name__}: {e}"
             raise TrainDataError(
-                f"cannot load {n} from {src.location} to decontaminate against: {type(e).__name__}: {e}. "
-                f"Pass --decontaminate_against DIR|FILE.jsonl (a local evaluation source) or none") from e
+                f"cannot load {n} from {src.location} to decontaminate against: {detail}. "
+                f"Pass --decontaminate_against DIR|FILE.jsonl (a local evaluation source) or none; "
+                f"with the dataset in the Hugging Face cache, set HF_HUB_OFFLINE=1") from e
     return out, src.describe()
 
 
