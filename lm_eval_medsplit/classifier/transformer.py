@@ -31,7 +31,9 @@ import numpy as np
 DEFAULT_BASE = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext"
 META_FILE = "medsplit_classifier.json"
 #: The commit of the published classifier that a hub load pins (None: not yet known
-#: offline; set it to the sha of zou-lab/BioMedBERT-Knowledge-vs-Reasoning's main).
+#: offline; set it to the full 40-hex sha of zou-lab/BioMedBERT-Knowledge-vs-Reasoning's
+#: main, whose model page shows its short form 1a0d6b3, "Update README.md", May 2025; the
+#: short form is not used because the hub's resolution of short shas is unverified here).
 PUBLISHED_TRANSFORMER_REVISION: str | None = None
 ID2LABEL = {0: "Knowledge", 1: "Reasoning"}
 
