@@ -344,9 +344,9 @@ def _build_locked(src, out: Path, names, backend, threshold, classifier_model, r
                     raise BuildError(f"{b.name}: --n-traces {n_traces} but {len(short):,} record(s) keep "
                                      f"the source's {len(short[0].adversarial_traces)} trace(s) "
                                      f"(e.g. {short[0].id!r}); add --retrace to make {n_traces} new ones")
-            src_traces = (src_configs.get(b.config) or {}).get("traces") or {}
-            kept_style = src_traces.get("style")  # None: unknown (the hub's, an older build's)
-            n_kept = 0 if retrace else sum(bool(r.adversarial_traces) for r in records)
+            kept = [] if retrace else [r for r in records if r.adversarial_traces]
+            n_kept = len(kept)
+            kept_style = _kept_style(kept, src_configs.get(b.config))
             if style is not None and n_kept and kept_style is not None and kept_style != style:
                 raise BuildError(f"{b.name}: --style {style} but {n_kept:,} record(s) keep the "
                                  f"source's {kept_style}-style traces; add --retrace to make "
@@ -428,6 +428,24 @@ def _select(benchmarks, available: list[str], src) -> list[str]:
     # registry order, whatever order they were asked in
     order = {b.name: i for i, b in enumerate(registry.BENCHMARKS)}
     return sorted(names, key=lambda n: order[registry.get_benchmark(n).name])
+
+
+def _kept_style(kept: list[MCQRecord], src_entry: dict[str, Any] | None) -> str | None:
+    """The prompt style of the traces ``kept`` from the source: its build manifest's, else
+    the one every record's model-trace status names; ``None`` when unknown (the hub's
+    traces, offline templates of a JSONL file, a build from before styles were recorded)."""
+    if not kept:
+        return None
+    style = ((src_entry or {}).get("traces") or {}).get("style")
+    if style is not None:
+        return style
+    from lm_eval_medsplit.adversarial_models import META_KEY
+
+    found = set()
+    for r in kept:
+        st = r.meta.get(META_KEY)
+        found.add(st.get("style") if isinstance(st, dict) else None)
+    return found.pop() if len(found) == 1 else None
 
 
 def _model_traces(records, generator, out: Path, config: str, n: int, max_attempts: int,

@@ -497,10 +497,25 @@ def test_cli_endpoint_style_is_recorded_and_not_resumed_across_styles(ten, tmp_p
         st = json.loads(capsys.readouterr().out)
         assert st["style"] == "cot" and st["resumed"] == 0 and st["requested"] == 12
         assert len(srv.log) == 24
-    recs, _ = load_jsonl_records(out, strict=True)
-    assert all(r.meta[META_KEY]["style"] == "cot" for r in recs)
-    assert all(t.endswith(f"Answer: {x}") for r in recs
-               for t, x in zip(r.adversarial_traces, wrong_letters(r)))
+        recs, _ = load_jsonl_records(out, strict=True)
+        assert all(r.meta[META_KEY]["style"] == "cot" for r in recs)
+        assert all(t.endswith(f"Answer: {x}") for r in recs
+                   for t, x in zip(r.adversarial_traces, wrong_letters(r)))
+        # a build from this file knows its traces' style from the records' meta ...
+        from lm_eval_medsplit.build import BuildError, build
+
+        kept = build(out, tmp_path / "b", progress=False)
+        assert kept.configs[0].entry["traces"]["style"] == "cot"
+        with pytest.raises(BuildError, match="--style paper but 4 record.s. keep the source's cot-style"):
+            build(out, tmp_path / "b2", style="paper", progress=False)
+        # ... and makes model traces in the style asked for
+        gen = EndpointGenerator(srv.url)
+        res = build(out, tmp_path / "b3", traces=gen, style="paper", retrace=True, progress=False)
+        gen.close()
+    assert res.manifest["traces"]["style"] == "paper" == res.configs[0].entry["traces"]["style"]
+    assert all(r.meta[META_KEY]["style"] == "paper" and all(
+        t.endswith(f"\\boxed{{{x}}}.") for t, x in zip(r.adversarial_traces, wrong_letters(r)))
+        for r in res.configs[0].records)
 
 
 def test_cli_from_source_and_benchmark(raw_dir, tmp_path, capsys):
