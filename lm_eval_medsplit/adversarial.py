@@ -135,9 +135,13 @@ def check_trace(record: MCQRecord, trace: str, intended: str) -> tuple[bool, str
 
 
 def add_offline_traces(records: Iterable[MCQRecord], n: int = N_TRACES, *,
-                       overwrite: bool = False) -> int:
-    """Give every record without traces ``n`` offline template traces. Returns how many
-    records were changed."""
+                       overwrite: bool = False, style: str = "cot") -> int:
+    """Give every record without traces ``n`` offline template traces, each ending with
+    ``style``'s final-answer line (``Answer: X``, or ``\\boxed{X}`` for ``paper``).
+    Returns how many records were changed."""
+    from lm_eval_medsplit.prompts import check_style
+
+    check_style(style)
     changed = 0
     for r in records:
         if r.adversarial_traces and not overwrite:
@@ -145,7 +149,8 @@ def add_offline_traces(records: Iterable[MCQRecord], n: int = N_TRACES, *,
         if r.answer_idx is None or len(r.options) < 2:
             continue
         letters = wrong_letters(r, n)
-        r.adversarial_traces = [offline_trace(r, k, letter=x) for k, x in enumerate(letters)]
+        r.adversarial_traces = [offline_trace(r, k, letter=x, style=style)
+                                for k, x in enumerate(letters)]
         r.adversarial_source = OFFLINE_SOURCE
         changed += 1
     return changed

@@ -18,12 +18,13 @@ rejects it, counting everything in :class:`GenerationStats`. A rejected slot sta
 empty string (so trace ``k`` always argues for ``wrong_letter(record, k)``), or, with
 ``on_reject="offline"``, is filled with the offline template and the record's source
 becomes ``"<model source>+offline-template"``. Per-trace status lives in
-``record.meta["adversarial_generation"]``.
+``record.meta["adversarial_generation"]`` (with the run's prompt ``style``).
 
 Resumable and crash-safe: with ``out`` set, finished records are appended chunk by chunk
 to the resume file ``<out>.partial`` (never to ``out`` itself); a re-run reads ``out``
 and the resume file back, skips records whose traces were all accepted from the same
-source, re-asks only the missing slots of partial ones, and at the end replaces ``out``
+source in the same ``style`` (a run in another style asks for every trace again), re-asks
+only the missing slots of partial ones, and at the end replaces ``out``
 atomically with every record in input order and removes the resume file. A kill at any
 point leaves an earlier ``out`` intact; ``resume=False`` ignores both files and empties
 only the resume file. The run holds a lock on ``out``. After ``max_consecutive_errors``
@@ -433,11 +434,13 @@ def _status(record: MCQRecord) -> dict[str, Any] | None:
 
 
 def _kept_slots(record: MCQRecord, source: str, n: int,
-                record_hash: str) -> dict[int, tuple[str, int]]:
+                record_hash: str, style: str = "cot") -> dict[int, tuple[str, int]]:
     """``k -> (trace, attempts)`` for the slots of ``record`` (from ``out`` or the input)
-    already accepted from ``source`` for the same question content."""
+    already accepted from ``source`` in ``style`` for the same question content (a status
+    without a style is from before styles were recorded: ``cot``)."""
     st = _status(record)
-    if not st or st.get("source") != source or st.get("record_hash") != record_hash:
+    if (not st or st.get("source") != source or st.get("record_hash") != record_hash
+            or st.get("style", "cot") != style):
         return {}
     statuses = st.get("status") or []
     tries = st.get("attempts") or []
@@ -448,9 +451,10 @@ def _kept_slots(record: MCQRecord, source: str, n: int,
     return kept
 
 
-def _meta(source, record_hash, letters, status, attempts, reasons) -> dict[str, Any]:
+def _meta(source, record_hash, letters, status, attempts, reasons, style) -> dict[str, Any]:
     return {"source": source, "record_hash": record_hash, "letters": list(letters),
-            "status": list(status), "attempts": list(attempts), "reasons": list(reasons)}
+            "status": list(status), "attempts": list(attempts), "reasons": list(reasons),
+            "style": style}
 
 
 def read_previous(path: Path) -> dict[tuple[str, str], MCQRecord]:
@@ -555,14 +559,14 @@ def _generate(records, generator, n, max_attempts, out_path, resume, on_reject, 
         h = r.content_hash()
         letters = wrong_letters(r, n)
         old = prev.get((r.benchmark, r.id))
-        kept = _kept_slots(old, generator.source, n, h) if old is not None else {}
+        kept = _kept_slots(old, generator.source, n, h, stats.style) if old is not None else {}
         if not kept:
-            kept = _kept_slots(r, generator.source, n, h)
+            kept = _kept_slots(r, generator.source, n, h, stats.style)
         if len(kept) == n:
             r.adversarial_traces = [kept[k][0] for k in range(n)]
             r.adversarial_source = generator.source
             r.meta[META_KEY] = _meta(generator.source, h, letters, [STATUS_OK] * n,
-                                     [kept[k][1] for k in range(n)], [None] * n)
+                                     [kept[k][1] for k in range(n)], [None] * n, stats.style)
             stats.resumed += 1
             continue
         if kept:
@@ -698,7 +702,8 @@ def _run_chunk(chunk, generator: TraceGenerator, n: int, max_attempts: int, on_r
         n_off = status[j].count(STATUS_OFFLINE)
         r.adversarial_traces = slots[j]
         r.adversarial_source = combined_source(generator.source, n_off)
-        r.meta[META_KEY] = _meta(generator.source, h, letters, status[j], attempts[j], reasons[j])
+        r.meta[META_KEY] = _meta(generator.source, h, letters, status[j], attempts[j], reasons[j],
+                                 stats.style)
 
 
 __all__ = [

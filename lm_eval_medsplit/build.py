@@ -12,7 +12,8 @@ traces (offline templates, or a model through
   adversarial_trace_0..N-1``) plus ``adversarial_source`` and ``meta`` (JSON string) so
   nothing is lost;
 - ``DIR/manifest.json``: per config the record count, reasoning share, content hash,
-  source file hashes, classifier identity and threshold, trace source and counts, the
+  source file hashes, classifier identity and threshold, trace source, prompt style
+  (the form of the traces' last line: ``Answer: X`` or ``\\boxed{X}``) and counts, the
   package version; and a top-level ``revision`` (``build:<hash>``) that
   :func:`lm_eval_medsplit.sources.resolve_source` reports for the directory.
 
@@ -52,6 +53,7 @@ from lm_eval_medsplit.fileio import (
     staging_dir,
     swap_dir,
 )
+from lm_eval_medsplit.prompts import DEFAULT_STYLE, STYLES
 from lm_eval_medsplit.schema import MCQRecord, canonical_json, dataset_hash
 
 MANIFEST = "manifest.json"
@@ -222,7 +224,7 @@ def build(source, out: str | Path, *, benchmarks: str | Sequence[str] | None = N
           classifier_model: str | None = None, relabel: bool = False,
           traces: str | Any = "offline", n_traces: int = 3, retrace: bool = False,
           max_attempts: int = 3, strict: bool = False, progress: bool = True,
-          revision: str | None = None) -> BuildResult:
+          revision: str | None = None, style: str | None = None) -> BuildResult:
     """Build ``out`` from ``source`` (anything :func:`resolve_source` accepts).
 
     ``traces`` is ``"offline"`` or a trace generator
@@ -232,6 +234,12 @@ def build(source, out: str | Path, *, benchmarks: str | Sequence[str] | None = N
     the record's ``adversarial_source`` says so. Records that already carry labels /
     traces keep them unless ``relabel`` / ``retrace``. ``strict`` fails on any invalid
     source row instead of skipping (and counting) it.
+
+    ``style`` (a :data:`lm_eval_medsplit.prompts.STYLES` name; ``None`` means ``cot``) is
+    the prompt style whose final-answer line new traces end with; the manifest records it
+    (``traces.style``, and per config the style of the written traces, ``None`` where
+    unknown). Given explicitly, traces kept from a source build made in another style are
+    an error (``retrace`` makes new ones).
     """
     from lm_eval_medsplit.sources import SourceError, resolve_source
 
@@ -241,6 +249,8 @@ def build(source, out: str | Path, *, benchmarks: str | Sequence[str] | None = N
         raise BuildError(f"unknown classifier backend {backend!r}; choose embedded or transformer")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise BuildError(f"threshold must be in [0, 1], got {threshold}")
+    if style is not None and style not in STYLES:
+        raise BuildError(f"unknown prompt style {style!r}; choose one of {', '.join(STYLES)}")
     try:
         src = resolve_source(source, revision=revision)
     except SourceError as e:
@@ -260,7 +270,7 @@ def build(source, out: str | Path, *, benchmarks: str | Sequence[str] | None = N
     with locked(out, "--out"):
         _check_out_contents(out)
         return _build_locked(src, out, names, backend, threshold, classifier_model, relabel,
-                             traces, n_traces, retrace, max_attempts, strict, progress)
+                             traces, n_traces, retrace, max_attempts, strict, progress, style)
 
 
 def _check_out_contents(out: Path) -> None:
@@ -284,7 +294,8 @@ def _check_out_contents(out: Path) -> None:
 
 
 def _build_locked(src, out: Path, names, backend, threshold, classifier_model, relabel,
-                  traces, n_traces, retrace, max_attempts, strict, progress) -> BuildResult:
+                  traces, n_traces, retrace, max_attempts, strict, progress,
+                  style: str | None = None) -> BuildResult:
     from lm_eval_medsplit.adversarial import OFFLINE_SOURCE, add_offline_traces
     from lm_eval_medsplit.sources import SourceError
 
@@ -292,6 +303,7 @@ def _build_locked(src, out: Path, names, backend, threshold, classifier_model, r
     if generator is None and traces != "offline":
         raise BuildError(f"traces must be 'offline' or a trace generator, got {traces!r}")
     trace_source = OFFLINE_SOURCE if generator is None else generator.source
+    trace_style = style or DEFAULT_STYLE
     labeler = Labeler(backend, threshold, classifier_model)
     # a build made from a build: labels kept from the source keep their classifier identity
     src_manifest = _read_manifest(Path(src.location)) if src.kind == "hub_dir" else None
@@ -332,6 +344,13 @@ def _build_locked(src, out: Path, names, backend, threshold, classifier_model, r
                     raise BuildError(f"{b.name}: --n-traces {n_traces} but {len(short):,} record(s) keep "
                                      f"the source's {len(short[0].adversarial_traces)} trace(s) "
                                      f"(e.g. {short[0].id!r}); add --retrace to make {n_traces} new ones")
+            kept = [] if retrace else [r for r in records if r.adversarial_traces]
+            n_kept = len(kept)
+            kept_style = _kept_style(kept, src_configs.get(b.config))
+            if style is not None and n_kept and kept_style is not None and kept_style != style:
+                raise BuildError(f"{b.name}: --style {style} but {n_kept:,} record(s) keep the "
+                                 f"source's {kept_style}-style traces; add --retrace to make "
+                                 f"new ones in the {style} style")
             if to_label:
                 if bar is not None:
                     bar.set_postfix_str(f"{b.config}: classify {len(to_label):,}")
@@ -345,19 +364,23 @@ def _build_locked(src, out: Path, names, backend, threshold, classifier_model, r
                 if bar is not None:
                     bar.set_postfix_str(f"{b.config}: traces {len(need):,}")
                 if generator is None:
-                    add_offline_traces(need, n=n_traces, overwrite=True)
+                    add_offline_traces(need, n=n_traces, overwrite=True, style=trace_style)
                 else:
                     gen_stats = _model_traces(need, generator, out, b.config, n_traces,
-                                              max_attempts, progress)
+                                              max_attempts, progress, trace_style)
+            styles = {trace_style} if need else set()
+            if n_kept:
+                styles.add(kept_style or "unknown")
             inherited = (src_configs.get(b.config) or {}).get("labels") if not to_label else None
             entry = _write_config(stage, b, records, rep, src, n_traces, labels_from,
-                                  labeler if to_label else None, inherited)
+                                  labeler if to_label else None, inherited,
+                                  "+".join(sorted(styles)) if styles - {"unknown"} else None)
             result.configs.append(ConfigBuild(b.config, b.name, records, entry, gen_stats, len(need)))
             if bar is not None:
                 bar.update(1)
         manifest = _manifest(result.configs, src, n_traces, trace_source,
                              labeler if any(c.entry["labels"]["from"] != "source"
-                                            for c in result.configs) else None)
+                                            for c in result.configs) else None, trace_style)
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True,
                                                  ensure_ascii=False) + "\n", encoding="utf-8")
         cache = out / TRACE_CACHE_DIR
@@ -407,13 +430,31 @@ def _select(benchmarks, available: list[str], src) -> list[str]:
     return sorted(names, key=lambda n: order[registry.get_benchmark(n).name])
 
 
+def _kept_style(kept: list[MCQRecord], src_entry: dict[str, Any] | None) -> str | None:
+    """The prompt style of the traces ``kept`` from the source: its build manifest's, else
+    the one every record's model-trace status names; ``None`` when unknown (the hub's
+    traces, offline templates of a JSONL file, a build from before styles were recorded)."""
+    if not kept:
+        return None
+    style = ((src_entry or {}).get("traces") or {}).get("style")
+    if style is not None:
+        return style
+    from lm_eval_medsplit.adversarial_models import META_KEY
+
+    found = set()
+    for r in kept:
+        st = r.meta.get(META_KEY)
+        found.add(st.get("style") if isinstance(st, dict) else None)
+    return found.pop() if len(found) == 1 else None
+
+
 def _model_traces(records, generator, out: Path, config: str, n: int, max_attempts: int,
-                  progress: bool) -> dict[str, Any]:
+                  progress: bool, style: str = DEFAULT_STYLE) -> dict[str, Any]:
     from lm_eval_medsplit.adversarial_models import generate_traces
 
     cache = out / TRACE_CACHE_DIR / f"{config}.jsonl"
     _, st = generate_traces(records, generator, n=n, max_attempts=max_attempts, out=cache,
-                            on_reject="offline", progress=progress)
+                            on_reject="offline", progress=progress, style=style)
     return st.as_dict()
 
 
@@ -444,7 +485,8 @@ def _generation_summary(records: list[MCQRecord]) -> dict[str, Any] | None:
 
 
 def _write_config(out: Path, b, records, rep, src, n_traces, labels_from,
-                  labeler, inherited: dict[str, Any] | None = None) -> dict[str, Any]:
+                  labeler, inherited: dict[str, Any] | None = None,
+                  trace_style: str | None = None) -> dict[str, Any]:
     path = out / b.config / DATA_FILE
     write_parquet(records_to_table(records, b.config, n_traces), path)
     n = len(records)
@@ -472,6 +514,9 @@ def _write_config(out: Path, b, records, rep, src, n_traces, labels_from,
         "traces": {"n_traces": n_traces,
                    "sources": dict(sorted(Counter(r.adversarial_source or "none"
                                                   for r in records).items())),
+                   # the prompt style of the written traces' last line; None: unknown
+                   # (kept from a source that does not say), "cot+paper" / "cot+unknown": mixed
+                   "style": trace_style,
                    "generation": _generation_summary(records)},
     }
 
@@ -490,7 +535,7 @@ def _source_files(files: list[str], src) -> list[dict[str, Any]]:
 
 
 def _manifest(configs: list[ConfigBuild], src, n_traces: int, trace_source: str,
-              labeler: Labeler | None) -> dict[str, Any]:
+              labeler: Labeler | None, trace_style: str = DEFAULT_STYLE) -> dict[str, Any]:
     entries = {c.config: c.entry for c in configs}
     n = sum(e["records"] for e in entries.values())
     n_reason = sum(e["reasoning"] for e in entries.values())
@@ -517,10 +562,12 @@ def _manifest(configs: list[ConfigBuild], src, n_traces: int, trace_source: str,
         "source": src.describe(),
         "classifier": classifier,
         "threshold": threshold,
-        # generator: what this build made traces with (None when every record kept the
-        # source's); sources: where the traces of the written records come from
+        # generator, style: what this build made traces with and the prompt style of their
+        # last line (None when every record kept the source's); sources: where the traces
+        # of the written records come from (each config's traces.style: their style)
         "traces": {"n_traces": n_traces,
                    "generator": trace_source if any(c.traced for c in configs) else None,
+                   "style": trace_style if any(c.traced for c in configs) else None,
                    "sources": dict(sorted(sources.items()))},
         "totals": {"configs": len(entries), "records": n, "reasoning": n_reason,
                    "reasoning_share": round(n_reason / n, 6) if n else None,

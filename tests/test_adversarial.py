@@ -11,6 +11,7 @@ import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -225,7 +226,9 @@ class CannedEndpoint:
         what = self.behaviour(i, k, call_no)
         if isinstance(what, int):
             return what, {"error": {"message": "try again"}}
-        text = {"ok": f"Step 1: the findings fit option {letter}.\nAnswer: {letter}",
+        # "ok" ends with the final line the prompt asks for (its style's answer form)
+        final = re.search(r'End with the line "(.*)"\.', user).group(1)
+        text = {"ok": f"Step 1: the findings fit option {letter}.\n{final}",
                 "gold": f"On balance this is option {rec.answer_idx}.\nAnswer: {rec.answer_idx}",
                 "none": "The findings are hard to interpret."}[what]
         return 200, {"id": "x", "object": "chat.completion", "model": req["model"],
@@ -429,6 +432,90 @@ def test_cli_offline_and_endpoint(ten, tmp_path, capsys):
     assert main(["adversarial", "check", str(out2), "--json"]) == 1
     chk = json.loads(capsys.readouterr().out)
     assert chk["ok"] == 26 and chk["failed"] == 4
+
+
+def test_cli_offline_paper_style_ends_in_boxed_and_reruns_identically(tmp_path, capsys):
+    """`medsplit adversarial generate --offline --style paper` on the README's example file:
+    every trace ends with \\boxed{wrong letter}, the paper scorer reads it, the counts
+    record the style, and a re-run writes the same bytes."""
+    from lm_eval_medsplit.scoring import extract_answer
+
+    inp = Path(__file__).resolve().parents[1] / "examples" / "mine.jsonl"
+    src, _ = load_jsonl_records(inp, strict=True)
+    out = tmp_path / "paper.jsonl"
+    args = ["adversarial", "generate", str(inp), "--out", str(out), "--offline", "--style",
+            "paper", "--json"]
+    assert main(args) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["style"] == "paper" and st["records"] == len(src) == 12 and st["accepted"] == 36
+    recs, _ = load_jsonl_records(out, strict=True)
+    for r in recs:
+        letters = wrong_letters(r)
+        assert [t.splitlines()[-1] for t in r.adversarial_traces] == [
+            f"The final answer is \\boxed{{{x}}}." for x in letters]
+        assert "Answer:" not in "".join(r.adversarial_traces)
+        ex = [extract_answer(t, r.options, style="paper") for t in r.adversarial_traces]
+        assert [(e.letter, e.method) for e in ex] == [(x, "boxed") for x in letters]
+        assert r.adversarial_traces == [offline_trace(r, k, style="paper") for k in range(3)]
+    first = out.read_bytes()
+    assert main(args) == 0 and out.read_bytes() == first
+    capsys.readouterr()
+    assert main(["adversarial", "check", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] == 36
+    # the default (cot) differs only in the last line of each trace, and says so
+    cot = tmp_path / "cot.jsonl"
+    assert main(["adversarial", "generate", str(inp), "--out", str(cot), "--offline"]) == 0
+    assert "(cot style)" in capsys.readouterr().out
+    for a, b in zip(load_jsonl_records(cot)[0], recs):
+        for ta, tb, x in zip(a.adversarial_traces, b.adversarial_traces, wrong_letters(a)):
+            assert ta.splitlines()[:-1] == tb.splitlines()[:-1] and ta.endswith(f"Answer: {x}")
+    with pytest.raises(SystemExit):
+        main(["adversarial", "generate", str(inp), "--out", str(cot), "--offline", "--style", "boxed"])
+    assert "invalid choice: 'boxed'" in capsys.readouterr().err
+
+
+def test_cli_endpoint_style_is_recorded_and_not_resumed_across_styles(ten, tmp_path, capsys):
+    """Model traces asked for in the paper style end in \\boxed{X}; the style is in the
+    counts and in each record's meta; a re-run in another style asks for every trace again
+    instead of keeping traces that end in the other form."""
+    inp = tmp_path / "in.jsonl"
+    write_jsonl(ten[:4], inp)
+    out = tmp_path / "ep.jsonl"
+    with CannedEndpoint(ten[:4], lambda i, k, c: "ok") as srv:
+        base = ["adversarial", "generate", str(inp), "--out", str(out), "--endpoint", srv.url,
+                "--json", "--no-progress"]
+        assert main(base + ["--style", "paper"]) == 0
+        st = json.loads(capsys.readouterr().out)
+        assert st["style"] == "paper" and st["accepted"] == 12 and st["requested"] == 12
+        recs, _ = load_jsonl_records(out, strict=True)
+        assert all(r.meta[META_KEY]["style"] == "paper" for r in recs)
+        assert all(t.endswith(f"\\boxed{{{x}}}.") for r in recs
+                   for t, x in zip(r.adversarial_traces, wrong_letters(r)))
+        assert main(base + ["--style", "paper"]) == 0  # same style: everything resumed
+        assert json.loads(capsys.readouterr().out)["resumed"] == 4 and len(srv.log) == 12
+        assert main(base) == 0  # cot: asked for again, none kept from the paper run
+        st = json.loads(capsys.readouterr().out)
+        assert st["style"] == "cot" and st["resumed"] == 0 and st["requested"] == 12
+        assert len(srv.log) == 24
+        recs, _ = load_jsonl_records(out, strict=True)
+        assert all(r.meta[META_KEY]["style"] == "cot" for r in recs)
+        assert all(t.endswith(f"Answer: {x}") for r in recs
+                   for t, x in zip(r.adversarial_traces, wrong_letters(r)))
+        # a build from this file knows its traces' style from the records' meta ...
+        from lm_eval_medsplit.build import BuildError, build
+
+        kept = build(out, tmp_path / "b", progress=False)
+        assert kept.configs[0].entry["traces"]["style"] == "cot"
+        with pytest.raises(BuildError, match="--style paper but 4 record.s. keep the source's cot-style"):
+            build(out, tmp_path / "b2", style="paper", progress=False)
+        # ... and makes model traces in the style asked for
+        gen = EndpointGenerator(srv.url)
+        res = build(out, tmp_path / "b3", traces=gen, style="paper", retrace=True, progress=False)
+        gen.close()
+    assert res.manifest["traces"]["style"] == "paper" == res.configs[0].entry["traces"]["style"]
+    assert all(r.meta[META_KEY]["style"] == "paper" and all(
+        t.endswith(f"\\boxed{{{x}}}.") for t, x in zip(r.adversarial_traces, wrong_letters(r)))
+        for r in res.configs[0].records)
 
 
 def test_cli_from_source_and_benchmark(raw_dir, tmp_path, capsys):

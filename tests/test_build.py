@@ -73,8 +73,10 @@ def test_build_layout_and_manifest(built, labelled_dir):
     assert {c: e["records"] for c, e in ((e["name"], e) for e in m["configs"].values())} == LOCAL
     assert m["totals"]["records"] == 11057 and m["package_version"] == __version__
     assert m["revision"].startswith("build:") and len(m["build_hash"]) == 64
-    assert m["traces"] == {"n_traces": 3, "generator": OFFLINE_SOURCE, "sources": {OFFLINE_SOURCE: 11057}}
+    assert m["traces"] == {"n_traces": 3, "generator": OFFLINE_SOURCE, "style": "cot",
+                           "sources": {OFFLINE_SOURCE: 11057}}
     e = m["configs"]["medqa"]
+    assert all(x["traces"]["style"] == "cot" for x in m["configs"].values())
     assert e["labels"]["from"] == "source" and e["labels"]["threshold"] == 0.3
     assert e["traces"]["sources"] == {OFFLINE_SOURCE: 1273}
     assert e["source_files"] == [{"path": "medqa/test.parquet", "bytes": (labelled_dir / "medqa/test.parquet").stat().st_size,
@@ -138,6 +140,55 @@ def test_rebuild_is_byte_identical(built, labelled_dir, tmp_path):
     assert rebuilt.manifest["traces"]["sources"] == built.manifest["traces"]["sources"]
 
 
+def test_style_paper_build_records_style_and_reruns_identically(built, labelled_dir, tmp_path,
+                                                                capsys):
+    """`medsplit build --style paper`: traces end in \\boxed{X}, the manifest says paper
+    (overall and per config), a re-run is byte-identical; a build from it keeps the style
+    or names the mismatch; used as a source with another evaluation style it scores the
+    model's continuation only."""
+    from lm_eval_medsplit import scoring
+    from lm_eval_medsplit.adversarial import wrong_letters
+    from lm_eval_medsplit.dataset import load_eval_records
+    from lm_eval_medsplit.prompts import build_prompt
+
+    out = tmp_path / "paper"
+    args = ["build", "--source", str(labelled_dir), "--out", str(out), "-b", "medqa,pubmedqa",
+            "--style", "paper", "--no-progress"]
+    assert main(args) == 0
+    assert "made with offline-template (paper style)" in " ".join(capsys.readouterr().out.split())
+    m = json.loads((out / MANIFEST).read_text())
+    assert m["traces"]["style"] == "paper" and m["traces"]["generator"] == OFFLINE_SOURCE
+    assert {c: e["traces"]["style"] for c, e in m["configs"].items()} == {"medqa": "paper",
+                                                                         "pubmedqa": "paper"}
+    recs = resolve_source(out).load("medqa", strict=True)[0]
+    assert all(t.splitlines()[-1] == f"The final answer is \\boxed{{{x}}}."
+               for r in recs for t, x in zip(r.adversarial_traces, wrong_letters(r)))
+    # the data differ from the cot build's only in the traces: another content hash
+    assert m["configs"]["medqa"]["content_hash"] != built.manifest["configs"]["medqa"]["content_hash"]
+    first = file_hashes(out)
+    assert main(args + ["--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == m and file_hashes(out) == first
+    # a build from it: without --style the traces (and their style) are kept ...
+    kept = build(out, tmp_path / "kept", progress=False)
+    assert kept.manifest["traces"]["style"] is None and kept.manifest["traces"]["generator"] is None
+    assert kept.configs[0].entry["traces"]["style"] == "paper" and kept.revision == m["revision"]
+    # ... asking for another style names the mismatch; --retrace makes new ones
+    with pytest.raises(BuildError, match="--style cot but 1,273 record.s. keep the source's "
+                                         "paper-style traces; add --retrace"):
+        build(out, tmp_path / "x", benchmarks="medqa", style="cot", progress=False)
+    re_cot = build(out, tmp_path / "cot", benchmarks="medqa", style="cot", retrace=True, progress=False)
+    assert re_cot.configs[0].entry["traces"]["style"] == "cot"
+    assert re_cot.configs[0].entry["content_hash"] == built.manifest["configs"]["medqa"]["content_hash"]
+    with pytest.raises(BuildError, match="unknown prompt style 'boxed'"):
+        build(out, tmp_path / "y", style="boxed", progress=False)
+    # evaluated in the cot style: the prefill is the paper trace, the continuation is scored
+    r = load_eval_records("medqa", out).records[0]
+    p = build_prompt(r, "cot", adversarial="prefill", trace_index=0)
+    assert p.prefill.startswith(r.adversarial_traces[0]) and "\\boxed{" in p.prefill
+    assert scoring.score(f"On reflection the answer is {r.answer_idx}.\nAnswer: {r.answer_idx}",
+                         r.options, r.answer_idx, style="cot").outcome == scoring.Outcome.CORRECT
+
+
 def test_subset_rebuild_removes_stale_configs(labelled_dir, tmp_path):
     out = tmp_path / "b"
     build(labelled_dir, out, benchmarks="medbullets_op4,medbullets_op5,pubmedqa", progress=False)
@@ -183,7 +234,7 @@ def test_more_traces_than_the_source_has_needs_retrace(built, tmp_path):
                 progress=False)
     got = resolve_source(res.out).load("medbullets_op4")[0]
     assert all(len(r.adversarial_traces) == 5 and all(r.adversarial_traces) for r in got)
-    assert res.manifest["traces"] == {"n_traces": 5, "generator": OFFLINE_SOURCE,
+    assert res.manifest["traces"] == {"n_traces": 5, "generator": OFFLINE_SOURCE, "style": "cot",
                                       "sources": {OFFLINE_SOURCE: 308}}
 
 
@@ -261,6 +312,7 @@ def test_build_with_endpoint_traces_resumes_and_is_deterministic(raw_source, tmp
     assert e["traces"]["generation"] == {
         "generators": [gen.source], "model_traces": 23, "offline_fallback": 1, "empty": 0,
         "attempts": 25, "fallback_reasons": {"concludes with the gold": 1}}
+    assert e["traces"]["style"] == "cot" and res.manifest["traces"]["style"] == "cot"
     assert res2.configs[0].run_stats["resumed"] == 7 and res2.configs[0].run_stats["partial"] == 1
     built_recs = resolve_source(out).load("medqa", strict=True)[0]
     assert [r.adversarial_source for r in built_recs][:2] == [f"{gen.source}+{OFFLINE_SOURCE}", gen.source]

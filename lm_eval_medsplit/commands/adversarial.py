@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from lm_eval_medsplit.commands.common import add_source_args, console, open_source
+from lm_eval_medsplit.prompts import DEFAULT_STYLE, STYLES
 
 GENERATE_EPILOG = """\
 every trace argues for a wrong option picked deterministically from (record content
@@ -18,14 +19,22 @@ stays empty (or, with --on-reject offline, gets the offline template and the rec
 adversarial_source says "+offline-template"). Each record keeps per-trace status,
 attempts and reasons in meta.adversarial_generation.
 
+--style sets the form of a trace's last line: "Answer: X" (cot, direct) or "The final answer
+is \\boxed{X}." (paper, the form the paper's prompt asks for); the style is recorded in
+the run's counts and, for model traces, in meta.adversarial_generation. Traces are
+prefills (only the model's continuation is scored), so traces of any style work with any
+evaluation style (docs/reproduce.md).
+
 with --model or --endpoint, finished records go to the resume file OUT.partial as the run
 goes; --out is replaced only when the run completes, so a killed or failed run leaves an
-earlier --out whole. Re-running with the same --out skips finished records and asks only
-for missing traces (--offline traces are deterministic and simply made again). A dead
-endpoint stops the run after 16 calls in a row fail; run the same command again to resume.
+earlier --out whole. Re-running with the same --out skips finished records (of the same
+--style) and asks only for missing traces (--offline traces are deterministic and simply
+made again). A dead endpoint stops the run after 16 calls in a row fail; run the same
+command again to resume.
 
 examples:
   medsplit adversarial generate mine.jsonl --out mine.traces.jsonl --offline
+  medsplit adversarial generate mine.jsonl --out mine.paper.jsonl --offline --style paper
   medsplit adversarial generate mine.jsonl --out t.jsonl --endpoint http://localhost:8000/v1 \\
       --endpoint-model Qwen/Qwen2.5-7B-Instruct --concurrency 32
   medsplit adversarial generate --source ../shared/data/raw -b medqa --out medqa.jsonl \\
@@ -65,6 +74,9 @@ def register(sub) -> None:
     g.add_argument("--endpoint-model", help="model name for --endpoint (default: first of GET /v1/models)")
     g.add_argument("--api-key-env", default="OPENAI_API_KEY",
                    help="environment variable holding the endpoint's API key (default OPENAI_API_KEY)")
+    g.add_argument("--style", choices=STYLES, default=DEFAULT_STYLE,
+                   help="prompt style whose final-answer line the traces end with: Answer: X "
+                        "(cot, direct) or \\boxed{X} (paper) (default cot)")
     g.add_argument("--n", type=_at_least_one, default=3, help="traces per record (default 3)")
     g.add_argument("--max-attempts", type=_at_least_one, default=3, help="attempts per trace before rejecting (default 3)")
     g.add_argument("--on-reject", choices=("empty", "offline"), default="empty",
@@ -158,7 +170,8 @@ def cmd_generate(args) -> int:
         try:
             _, st = generate_traces(records, gen, n=args.n, max_attempts=args.max_attempts,
                                     out=args.out, resume=not args.no_resume,
-                                    on_reject=args.on_reject, progress=not args.no_progress)
+                                    on_reject=args.on_reject, progress=not args.no_progress,
+                                    style=args.style)
         except (TraceInputError, GenerationError, ValueError) as e:
             raise CLIError(str(e)) from None
         finally:
@@ -168,8 +181,8 @@ def cmd_generate(args) -> int:
         print(json.dumps(stats))
         return 0
     c = console()
-    c.print(f"{stats['source']}: {stats['records']:,} record(s), {stats['requested']:,} trace(s) "
-            f"asked for: {stats['accepted']:,} accepted, {stats['rejected']:,} rejected"
+    c.print(f"{stats['source']} ({stats['style']} style): {stats['records']:,} record(s), "
+            f"{stats['requested']:,} trace(s) asked for: {stats['accepted']:,} accepted, {stats['rejected']:,} rejected"
             + (f" ({stats['fallback_offline']:,} replaced by the offline template)"
                if stats.get("fallback_offline") else ""), markup=False)
     if stats.get("resumed") or stats.get("partial"):
@@ -200,7 +213,7 @@ def _offline(records, args) -> dict:
         raise_trace_input_problems(trace_input_problems(records))
     except TraceInputError as e:
         raise CLIError(str(e)) from None
-    add_offline_traces(records, n=args.n, overwrite=True)
+    add_offline_traces(records, n=args.n, overwrite=True, style=args.style)
     reasons: Counter = Counter()
     ok = 0
     for r in records:
@@ -213,7 +226,7 @@ def _offline(records, args) -> dict:
     return {"source": OFFLINE_SOURCE, "n_traces": args.n, "records": len(records),
             "resumed": 0, "partial": 0, "requested": n, "accepted": ok, "rejected": n - ok,
             "fallback_offline": 0, "attempts": n, "retries": 0, "errors": 0,
-            "reasons": dict(reasons)}
+            "reasons": dict(reasons), "style": args.style}
 
 
 def _generator(args):

@@ -7,22 +7,31 @@ import json
 from pathlib import Path
 
 from lm_eval_medsplit.commands.common import add_source_args, console, open_source
+from lm_eval_medsplit.prompts import STYLES
 
 EPILOG = """\
 writes DIR/<config>/test-00000-of-00001.parquet (the hub's fields: id, question,
 options as JSON, answer, answer_idx, dataset_name, reasoning_prob, is_reasoning,
 reasoning_threshold, adversarial_trace_0..N-1, plus adversarial_source and meta) and
 DIR/manifest.json (per config: records, reasoning share, content hash, source file
-sha256, classifier identity and threshold, trace source, package version). Re-running
-with the same inputs gives byte-identical files. DIR is then a --source for everything.
+sha256, classifier identity and threshold, trace source and style, package version).
+Re-running with the same inputs gives byte-identical files. DIR is then a --source for
+everything.
 
 Records already labelled / with traces (a hub-layout source) keep them unless
 --relabel / --retrace. Model traces that fail the check after --max-attempts get the
 offline template in their slot, and the record's adversarial_source says so.
 
+--style sets the last line of new traces: "Answer: X" (cot, the default) or "The final
+answer is \\boxed{X}." (paper). Traces are prefills (only the model's continuation is
+scored), so a build works as a --source with any evaluation style; for the paper's
+adversarial setting build with --style paper (docs/reproduce.md). A source build's
+traces of another style are kept only without --style, or replaced with --retrace.
+
 examples:
   medsplit build --source ../shared/data/raw --out build/
   medsplit build --source ../shared/data/raw --out build/ --benchmarks medqa,pubmedqa
+  medsplit build --source ../shared/data/raw --out build-paper/ --style paper
   medsplit build --source ../shared/data/raw --out build/ \\
       --traces-endpoint http://localhost:8000/v1 --endpoint-model Qwen/Qwen2.5-72B-Instruct
 """
@@ -56,6 +65,9 @@ def register(sub) -> None:
     p.add_argument("--max-new-tokens", type=int, default=1024)
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--max-attempts", type=int, default=3)
+    p.add_argument("--style", choices=STYLES, default=None,
+                   help="prompt style whose final-answer line new traces end with: Answer: X "
+                        "(cot, direct) or \\boxed{X} (paper) (default cot)")
     p.add_argument("--n-traces", type=int, default=3, help="traces per record (default 3)")
     p.add_argument("--retrace", action="store_true", help="replace traces the source already has")
     p.add_argument("--strict", action="store_true", help="fail on any invalid source row")
@@ -93,7 +105,7 @@ def cmd_build(args) -> int:
                     threshold=args.threshold, classifier_model=args.classifier_model,
                     relabel=args.relabel, traces=gen or "offline", n_traces=args.n_traces,
                     retrace=args.retrace, max_attempts=args.max_attempts, strict=args.strict,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress, style=args.style)
     except RecordValidationError as e:
         raise CLIError(f"invalid source rows (--strict):\n{e}") from None
     except BuildError as e:
@@ -111,7 +123,8 @@ def cmd_build(args) -> int:
     if cls:
         c.print(f"classifier: {cls.get('name', '?')} sha256 {str(cls.get('sha256', '?'))[:12]}, "
                 f"threshold {m.get('threshold')}", markup=False)
-    made = f"made with {m['traces']['generator']}" if m["traces"]["generator"] else "all kept from the source"
+    made = (f"made with {m['traces']['generator']} ({m['traces']['style']} style)"
+            if m["traces"]["generator"] else "all kept from the source")
     c.print(f"traces: {m['traces']['n_traces']} per record, {made}; records by trace source: "
             + ", ".join(f"{k} {v:,}" for k, v in m["traces"]["sources"].items()), markup=False)
     for e in m["configs"].values():
