@@ -69,6 +69,16 @@ def adv_letter(tag: str, rec, k: int) -> str | None:
     return clean_letter(tag, rec)
 
 
+def stubborn_letter(tag: str, rec) -> str | None:
+    """A model the traces never move (tags starting ``stubborn``): the gold letter on every
+    MedQA and every knowledge question, the clean pattern elsewhere, on clean and
+    adversarial prompts alike; so every question's drop is 0 and many cells are all right,
+    where a percentile bootstrap has zero width."""
+    if rec.benchmark == "medqa" or not rec.is_reasoning:
+        return rec.answer_idx
+    return clean_letter(tag, rec)
+
+
 def mc_letter(tag: str, rec) -> str:
     """Log-likelihood tasks: the most likely option (the clean answer, or the last letter)."""
     return clean_letter(tag, rec) or list(rec.options)[-1]
@@ -162,7 +172,9 @@ def _register_lm():
                 doc = inst.doc
                 rec = doc_record(doc)
                 rec.is_reasoning = doc["is_reasoning"]
-                if doc.get("adversarial"):
+                if self.tag.startswith("stubborn"):
+                    out.append(answer_text(stubborn_letter(self.tag, rec)))
+                elif doc.get("adversarial"):
                     out.append(answer_text(adv_letter(self.tag, rec, doc["trace_index"])))
                 else:
                     out.append(answer_text(clean_letter(self.tag, rec)))
@@ -184,9 +196,9 @@ def _register_lm():
 
 
 def run_lm_eval(hub: Path, out: Path, tag: str = LM_MODEL, benches=BENCHES,
-                modes=("", "_adversarial")) -> Path:
+                modes=("", "_adversarial"), limit: int | None = None) -> Path:
     """Evaluate clean and adversarial tasks and write results + samples exactly as the
-    ``lm_eval --output_path OUT --log_samples`` CLI does (lm-eval 0.4.13 run.py)."""
+    ``lm_eval --output_path OUT --log_samples [--limit N]`` CLI does (lm-eval 0.4.13 run.py)."""
     import lm_eval
     from lm_eval.loggers import EvaluationTracker
     from lm_eval.tasks import TaskManager
@@ -199,7 +211,7 @@ def run_lm_eval(hub: Path, out: Path, tag: str = LM_MODEL, benches=BENCHES,
     tracker = EvaluationTracker(output_path=str(out))
     results = lm_eval.simple_evaluate(model="medsplit-report-pattern", model_args=f"pretrained={tag}",
                                       tasks=tasks, task_manager=tm, log_samples=True,
-                                      evaluation_tracker=tracker)
+                                      evaluation_tracker=tracker, limit=limit)
     samples = results.pop("samples")
     tracker.save_results_aggregated(results=results, samples=samples)
     for task in results["configs"]:
@@ -1184,6 +1196,102 @@ def test_small_cells_get_wilson_intervals_never_zero_width():
         assert r["ci_low"] < r["ci_high"], r
     g = next(r for r in d.gaps if r["level"] == "benchmark")
     assert g["gap"] == 1.0 and g["gap_ci_low"] < 1.0  # Newcombe where the bootstrap cannot vary
+
+
+def _intervals(obj, where: str = "") -> list[tuple[str, float, float]]:
+    """Every ``...ci_low`` / ``...ci_high`` pair (lm-eval's ``acc_ci_low,score`` too) with
+    both ends set, anywhere in a report's JSON, as (where, low, high)."""
+    out = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if isinstance(k, str) and "ci_low" in k and isinstance(v, (int, float)) and not isinstance(v, bool):
+                hi = obj.get(k.replace("ci_low", "ci_high"))
+                if isinstance(hi, (int, float)):
+                    out.append((f"{where}/{k} {({x: obj[x] for x in ('benchmark', 'subset', 'trace', 'threshold') if x in obj})}",
+                                float(v), float(hi)))
+            out += _intervals(v, f"{where}/{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out += _intervals(v, f"{where}[{i}]")
+    return out
+
+
+def test_newcombe_paired_interval_matches_the_published_example():
+    # Cavo et al. 2012 in Fagerland, Lydersen & Laake (2017), ch. 8: -0.0621 (-0.1186 to -0.0046)
+    lo, hi = stats.newcombe_paired(59, 6, 16, 80)
+    assert (round(lo, 4), round(hi, 4)) == (-0.1186, -0.0046)
+    # no discordant pair, half right: the uncorrected correlation of 1 would give [0, 0]
+    for table in ((5, 0, 0, 5), (10, 0, 0, 0), (0, 0, 0, 7), (0, 4, 0, 0)):
+        lo, hi = stats.newcombe_paired(*table)
+        d = (table[1] - table[2]) / sum(table)
+        assert -1 <= lo <= d <= hi <= 1 and lo < hi, table
+    # fractional shares (a question's traces) keep both marginal means
+    a, b, c, d = stats.paired_table(np.array([1, 1, 0, 1.0]), np.array([1 / 3, 1, 0, 0]))
+    assert (a + b) / 4 == pytest.approx(0.75) and (a + c) / 4 == pytest.approx(1 / 3) and d == pytest.approx(1)
+    assert stats.mover_diff(0.5, (0.3, 0.7), 0.2, (0.1, 0.4)) == pytest.approx(
+        (0.3 - math.hypot(0.2, 0.2), 0.3 + math.hypot(0.2, 0.1)))
+
+
+def test_all_correct_cells_have_an_interval_of_width_in_every_table():
+    """Every question right, clean and adversarial, two samples each: every bootstrap in the
+    report is constant, and every table still shows an interval of positive width."""
+    rows = []
+    for bench in ("medqa", "pubmedqa"):
+        for sub in ("knowledge", "reasoning"):
+            for i in range(6):
+                prob = (0.1 if sub == "knowledge" else 0.55) + 0.07 * i
+                for rep in range(2):
+                    rows.append(SampleRow("m", "lm-eval", "t", bench, f"{bench}-{sub}-{i}", sub, prob, "h",
+                                          None, None, "A", "x", "correct", repeat=rep))
+                    rows += [SampleRow("m", "lm-eval", "t", bench, f"{bench}-{sub}-{i}", sub, prob, "h",
+                                       "prefill", k, "A", "x", "correct", repeat=rep) for k in range(3)]
+    d = analyse(rows, b=B).as_dict()
+    found = _intervals(d)
+    tables = {w.split("[")[0] for w, _, _ in found}
+    assert tables == {"/accuracy", "/gaps", "/adversarial", "/adversarial_subsets", "/prob_bins",
+                      "/threshold_sweep", "/repeats"}
+    assert not [(w, lo, hi) for w, lo, hi in found if not lo < hi]
+    assert all(r["drop"] == 0 and r["correct_to_wrong"] == r["wrong_to_correct"] == 0
+               for r in d["adversarial"] if r["benchmark"] != "macro")  # a constant bootstrap
+    for r in [r for r in d["gaps"] + d["threshold_sweep"] if r["gap"] is not None]:
+        assert r["gap_ci_low"] < r["gap"] == 0 < r["gap_ci_high"]
+
+
+def test_partial_run_report_has_no_zero_width_interval_below_30_questions(hub_dir, tmp_path):
+    """Done-when of issue 12: an lm-eval run with ``--limit`` (partial, so only with
+    --allow-partial) of a model the traces never move; every interval in every export
+    (JSON tables, CSV, Markdown, the lm-eval results) of a cell under 30 questions has width."""
+    from lm_eval_medsplit.report import write_report
+
+    run = run_lm_eval(hub_dir, tmp_path / "lm", tag="stubborn-lm", benches=("medqa", "pubmedqa"), limit=6)
+    with pytest.raises(InputError, match="--allow-partial"):
+        build_report([run], b=B)
+    rep = build_report([run], b=B, allow_partial=True)
+    assert any("(--limit)" in n for n in rep.data.notes)
+    # every cell of the report is small: 6 questions per task, 24 in all
+    assert len({(r.benchmark, r.id) for r in rep.joined.rows}) < 30
+    d = rep.data
+    assert any(r["benchmark"] == "medqa" and r["accuracy"] == 1.0 for r in d.accuracy)  # all right
+    assert any(r["drop"] == 0 and r["correct_to_wrong"] == r["wrong_to_correct"] == 0 for r in d.adversarial)
+    out = tmp_path / "out"
+    write_report(rep, out, formats=("json", "csv", "md", "lm-eval"))
+    found = _intervals(json.loads((out / "report.json").read_text(encoding="utf-8")))
+    assert {w.split("[")[0] for w, _, _ in found} >= {"/accuracy", "/gaps", "/adversarial",
+                                                      "/adversarial_subsets", "/prob_bins", "/threshold_sweep"}
+    for f in sorted((out / "lm_eval_results").rglob("results_medsplit.json")):
+        found += [(f"{f.name}{w}", lo, hi) for w, lo, hi in
+                  _intervals(json.loads(f.read_text(encoding="utf-8")))]
+    assert any("acc_ci_low,score" in w for w, _, _ in found)
+    for f in sorted((out / "csv").glob("*.csv")):
+        with open(f, encoding="utf-8", newline="") as fh:
+            for i, row in enumerate(csv.DictReader(fh)):
+                found += [(f"{f.name}:{i}:{k}", float(v), float(row[k.replace("ci_low", "ci_high")]))
+                          for k, v in row.items() if "ci_low" in k and v and row[k.replace("ci_low", "ci_high")]]
+    zero = [(w, lo, hi) for w, lo, hi in found if not lo < hi]
+    assert not zero, zero[:10]
+    # Markdown shows "x [lo, hi]": never an interval of one value
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "\\[" in md and not re.search(r"\\\[([-+]?[\d.]+), \1\\\]", md)
 
 
 def test_repeated_samples_give_question_means_maj_and_pass_at_k():

@@ -4,7 +4,8 @@ as Chromium builds it holds every table and every embedded plot.
 
 Slow (starts a browser): ``pytest -m slow tests/test_report_html.py``. Skipped where
 ``/usr/bin/chromium`` is absent (``apt-get install -y chromium``). The screenshot is
-kept at ``$MEDSPLIT_SCREENSHOT_DIR`` when set, to look at it.
+kept at ``$MEDSPLIT_SCREENSHOT_DIR`` when set, to look at it. The page's content (which
+tables it holds) is checked without a browser too.
 """
 
 from __future__ import annotations
@@ -23,8 +24,56 @@ from lm_eval_medsplit.report import build_report, write_report
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium (/usr/bin/chromium) not installed")]
+def test_html_report_shows_the_repeats_table_with_its_numbers():
+    """Repeated samples get their own section, with the same cells as the Markdown table."""
+    from html.parser import HTMLParser
+
+    from lm_eval_medsplit.report.analysis import analyse
+    from lm_eval_medsplit.report.html import render_html
+    from lm_eval_medsplit.report.tables import repeats_table
+    from lm_eval_medsplit.samples import SampleRow
+
+    rows = []
+    for q, preds in {"q0": "AAB", "q1": "ABB", "q2": "BCD", "q3": "CCC"}.items():  # gold A, k = 3
+        for j, p in enumerate(preds):
+            rows.append(SampleRow("m", "inspect", "t", "medqa", q, "knowledge", 0.2, "h", None, None, p, "x",
+                                  "correct" if p == "A" else "incorrect", repeat=j))
+    d = analyse(rows, b=B)
+    page = render_html(d, {}, generated="2026-01-01 00:00 UTC")
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.stack, self.section, self.rows = [], None, {}
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "section":
+                self.section = a.get("id")
+            if tag == "table":
+                self.table = a.get("id")
+                self.rows.setdefault((self.section, self.table), [])
+            if tag == "tr":
+                self.rows[(self.section, self.table)].append([])
+            self.stack.append(tag)
+
+        def handle_endtag(self, tag):
+            self.stack.pop()
+
+        def handle_data(self, data):
+            if self.stack and self.stack[-1] in ("td", "th"):
+                self.rows[(self.section, self.table)][-1].append(data)
+
+    p = Cells()
+    p.feed(page)
+    assert '<a href="#repeats">' in page
+    got = p.rows[("repeats", "t-repeats")]
+    spec = repeats_table(d)
+    assert got[0] == spec.columns and got[1:] == spec.rows
+    assert any("maj@k" in c for c in got[0]) and [r[2] for r in got[1:]] == ["all", "knowledge"]
+    assert got[1][5].startswith("25.0 [")  # pass@1 = mean of (2/3, 1/3, 0, 0)
+    # a report without repeats has no such section
+    assert 'id="repeats"' not in render_html(analyse(rows[::3], b=B), {}, generated="x")
 
 
 def _chromium(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -73,6 +122,8 @@ def _png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
     return width, height, rows
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium (/usr/bin/chromium) not installed")
 def test_html_report_renders_in_headless_chromium(lm_run, inspect_run, tmp_path):  # noqa: F811
     rep = build_report([lm_run, inspect_run], b=B)
     out = tmp_path / "rep"

@@ -24,9 +24,11 @@ Definitions (the README of the report and the HTML repeat them):
 - intervals: Wilson score intervals for accuracies with one sample per question; 95%
   percentile bootstrap over *questions* for means of per-question values (adversarial
   traces, repeated samples; Wilson where every question has the same value), gaps (the
-  per-benchmark gap falls back to Newcombe's interval where the bootstrap cannot vary)
-  and drops (paired: each question's clean and adversarial correctness resampled
-  together); stratified by benchmark and subset for averages (see
+  gap falls back to Newcombe's interval where the bootstrap cannot vary) and drops
+  (paired: each question's clean and adversarial correctness resampled together; Newcombe's
+  paired interval where the bootstrap cannot vary); stratified by benchmark and subset for
+  averages. No interval has zero width: macro averages fall back to the mean of the
+  benchmarks' Wilson bounds, differences of estimates to square-and-add (see
   :mod:`lm_eval_medsplit.report.stats`).
 - repeated samples (lm-eval ``repeats``, Inspect ``--epochs``): each question's samples
   are averaged first (the accuracy is pass@1, the mean over questions of each question's
@@ -335,12 +337,15 @@ class Analyser:
                     est[s], draws[s] = self._pool(m, ks[s], s, level)
                     n_s = sum(self._acc_n[(m, bq, s)][1] for bq in ks[s])
                     row.update(_subset_cols(SUBSETS[s], est[s], n_s, draws[s],
-                                            count=est[s] * n_s if level == ALL else None))
+                                            count=est[s] * n_s if level == ALL else None,
+                                            fallback=self._subset_ci(m, ks[s], s, level)))
                     row[f"{SUBSETS[s]}_benchmarks"] = len(ks[s])
                 if paired and len(paired) < len(used):
                     for s in (0, 1):
                         est[s], draws[s] = self._pool(m, paired, s, level)
-                row.update(_gap_cols(draws, est) if paired else _gap_cols({}, {}))
+                row.update(_gap_cols(draws, est, fallback={s: self._subset_ci(m, paired, s, level)
+                                                           for s in (0, 1)})
+                           if paired else _gap_cols({}, {}))
                 row["gap_benchmarks"] = len(paired)
                 row["n"] = int(sum(n for n, _ in pcounts))
                 if level == MACRO:
@@ -349,6 +354,16 @@ class Analyser:
                 else:
                     row["parse_rate"] = _r(sum(p for _, p in pcounts) / row["n"]) if row["n"] else None
                 data.gaps.append(row)
+
+    def _subset_ci(self, m: int, bqs: list[int], s: int, level: str) -> tuple[float | None, float | None]:
+        """The boundary-honest interval of subset ``s`` over benchmarks ``bqs`` (the
+        fallback where the draws cannot vary): Wilson of the pooled count (weighted), the
+        mean of the benchmarks' Wilson bounds (macro)."""
+        counts = [self._acc_n[(m, bq, s)] for bq in bqs]
+        if level == ALL:
+            return stats.wilson(sum(k for k, _ in counts), int(sum(n for _, n in counts)))
+        bounds = np.array([stats.wilson(k, int(n)) for k, n in counts], float)
+        return float(bounds[:, 0].mean()), float(bounds[:, 1].mean())
 
     def _pool(self, m: int, bqs: list[int], s: int, level: str) -> tuple[float, np.ndarray]:
         """Accuracy of subset ``s`` over benchmarks ``bqs``, and its draws: the mean of the
@@ -435,7 +450,7 @@ class Analyser:
                 w2c = int(((clp == 0) & (cp == 1)).sum())
                 row.update({"clean_accuracy": _r(clean_acc), "paired_accuracy": _r(adv_acc),
                             "drop": _r(clean_acc - adv_acc),
-                            **dict(zip(("drop_ci_low", "drop_ci_high"), _ci(d))),
+                            **dict(zip(("drop_ci_low", "drop_ci_high"), _drop_ci(d, qp, clp, cp))),
                             "correct_to_wrong": c2w, "wrong_to_correct": w2c,
                             "mcnemar_p": None if (tr == "mean" or self._repeated)
                             else _r(stats.mcnemar_exact(c2w, w2c), 10)})
@@ -480,13 +495,17 @@ class Analyser:
             drop_q = _per_question_mean(q, p["clean"][sel].astype(float) - p["correct"][sel])
             d = stats.bootstrap_means(drop_q, self.rng("advsub", model, bench, mode, name), self.b)
             draws[s] = d
-            lo, hi = _ci(d)
+            lo, hi = _drop_ci(d, q, p["clean"][sel].astype(float), p["correct"][sel].astype(float))
             row.update({f"{name}_questions": int(drop_q.size),
                         f"{name}_drop": _r(drop_q.mean()) if drop_q.size else None,
                         f"{name}_drop_ci_low": lo, f"{name}_drop_ci_high": hi})
         if row["reasoning_drop"] is not None and row["knowledge_drop"] is not None:
             diff = row["reasoning_drop"] - row["knowledge_drop"]
             lo, hi = _ci(draws[1] - draws[0])
+            if stats.degenerate(lo, hi):  # both subsets' drops constant: square-and-add
+                lo, hi = (_r(x) for x in stats.mover_diff(
+                    row["reasoning_drop"], (row["reasoning_drop_ci_low"], row["reasoning_drop_ci_high"]),
+                    row["knowledge_drop"], (row["knowledge_drop_ci_low"], row["knowledge_drop_ci_high"])))
             row.update({"difference": _r(diff), "difference_ci_low": lo, "difference_ci_high": hi,
                         "larger_drop": "reasoning" if diff > 0 else "knowledge" if diff < 0 else "equal"})
         else:
@@ -542,6 +561,8 @@ class Analyser:
                         d = (stats.bootstrap_proportion(kk, nk, rng, self.b)
                              - stats.bootstrap_proportion(kr, nr, rng, self.b))
                         lo, hi = _ci(d)
+                        if stats.degenerate(lo, hi):
+                            lo, hi = _newcombe_2indep(kk, nk, kr, nr)
                         row.update({"gap": _r(kk / nk - kr / nr), "gap_ci_low": lo, "gap_ci_high": hi})
                     else:
                         row.update({"gap": None, "gap_ci_low": None, "gap_ci_high": None})
@@ -644,31 +665,58 @@ def _per_question_mean(qid: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _subset_cols(name: str, acc: float | None, n: int, draws: np.ndarray | None,
-                 count: float | None = None) -> dict[str, Any]:
+                 count: float | None = None,
+                 fallback: tuple[float | None, float | None] | None = None) -> dict[str, Any]:
     """``count`` (correct questions) given: the Wilson interval of ``count / n``; else the
-    percentile interval of ``draws`` (macro averages)."""
+    percentile interval of ``draws`` (macro averages), or ``fallback`` where it has zero
+    width."""
     if count is not None and n:
         lo, hi = (_r(x) for x in stats.wilson(count, n))
     else:
         lo, hi = _ci(draws) if draws is not None else (None, None)
+        if fallback is not None and stats.degenerate(lo, hi):
+            lo, hi = (_r(x) for x in fallback)
     return {f"{name}_n": n, f"{name}_accuracy": _r(acc), f"{name}_ci_low": lo, f"{name}_ci_high": hi}
 
 
 def _gap_cols(draws: dict[int, np.ndarray], est: dict[int, float],
-              counts: dict[int, tuple[float, int]] | None = None) -> dict[str, Any]:
+              counts: dict[int, tuple[float, int]] | None = None,
+              fallback: dict[int, tuple[float | None, float | None]] | None = None) -> dict[str, Any]:
     """Knowledge minus reasoning, with the interval of the stratified draws; where those
-    cannot vary (both subsets all right or all wrong) and ``counts`` are given, Newcombe's
-    hybrid score interval (``statsmodels`` ``confint_proportions_2indep``)."""
+    cannot vary (both subsets all right or all wrong): given ``counts``, Newcombe's
+    hybrid score interval (``statsmodels`` ``confint_proportions_2indep``); given the
+    subsets' ``fallback`` intervals, their square-and-add (the same construction)."""
     if 0 not in est or 1 not in est:
         return {"gap": None, "gap_ci_low": None, "gap_ci_high": None}
     lo, hi = _ci(draws[0] - draws[1])
-    if counts and lo is not None and hi is not None and hi - lo <= 0:
-        from statsmodels.stats.proportion import confint_proportions_2indep
-
-        (k0, n0), (k1, n1) = counts[0], counts[1]
-        lo, hi = (_r(float(x)) for x in confint_proportions_2indep(
-            k0, n0, k1, n1, method="newcomb", compare="diff", alpha=1 - stats.CONFIDENCE))
+    if stats.degenerate(lo, hi):
+        if counts:
+            (k0, n0), (k1, n1) = counts[0], counts[1]
+            lo, hi = _newcombe_2indep(k0, n0, k1, n1)
+        elif fallback:
+            lo, hi = (_r(x) for x in stats.mover_diff(est[0], fallback[0], est[1], fallback[1]))
     return {"gap": _r(est[0] - est[1]), "gap_ci_low": lo, "gap_ci_high": hi}
+
+
+def _newcombe_2indep(k0: float, n0: int, k1: float, n1: int) -> tuple[float | None, float | None]:
+    """Newcombe's hybrid score interval of ``k0 / n0 - k1 / n1`` (independent samples)."""
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    lo, hi = confint_proportions_2indep(k0, n0, k1, n1, method="newcomb", compare="diff",
+                                        alpha=1 - stats.CONFIDENCE)
+    return _r(float(lo)), _r(float(hi))
+
+
+def _drop_ci(draws: np.ndarray, qid: np.ndarray, clean: np.ndarray,
+             adv: np.ndarray) -> tuple[float | None, float | None]:
+    """Interval of the paired drop (clean minus adversarial on the same questions): the
+    percentile interval of the question-level ``draws``, or Newcombe's paired interval of
+    the per-question correctness where those cannot vary (every question's drop the same)."""
+    lo, hi = _ci(draws)
+    if stats.degenerate(lo, hi):
+        table = stats.paired_table(_per_question_mean(qid, clean), _per_question_mean(qid, adv))
+        lo, hi = (_r(x) for x in stats.newcombe_paired(*table))
+    return lo, hi
 
 
 def analyse(rows: Sequence[SampleRow], *, b: int = stats.DEFAULT_B, seed: int = stats.DEFAULT_SEED,

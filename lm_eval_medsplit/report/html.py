@@ -38,7 +38,7 @@ def render_html(d: ReportData, plots: dict[str, bytes], *, title: str = "medspli
 
     tables = {spec.key: Markup(to_html(spec)) for spec in all_tables(d)}
     for key in ("gaps", "adversarial", "adversarial_subsets", "threshold_sweep", "prob_bins",
-                "parse", "runs", "flagged"):
+                "repeats", "parse", "runs", "flagged"):
         tables.setdefault(key, "")
     plot_uris = {name: data_uri(png) for name, png in plots.items()}
     for key in ("knowledge_vs_reasoning", "gap_forest", "clean_vs_adversarial", "accuracy_vs_reasoning_prob"):
@@ -48,7 +48,8 @@ def render_html(d: ReportData, plots: dict[str, bytes], *, title: str = "medspli
         generated=generated or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         settings=d.settings, models=d.models, benchmarks=d.benchmarks, n_samples=n_samples,
         flagged=d.flagged, notes=d.notes, tables=tables, plots=plot_uris,
-        has_adv=bool(d.adversarial), has_prob=bool(d.prob_bins), gallery=d.gallery,
+        has_adv=bool(d.adversarial), has_prob=bool(d.prob_bins), has_repeats=bool(d.repeats),
+        gallery=d.gallery,
         reference=reference or {},
     )
 

@@ -12,6 +12,16 @@ interval is the Wilson score interval (``statsmodels.stats.proportion.proportion
 question has the same value the bootstrap has zero width and the Wilson interval of the
 mean over the questions is used instead (:func:`mean_interval`).
 
+No zero-width intervals
+-----------------------
+A percentile bootstrap has zero width wherever the resampled values cannot vary (every
+question right, or every question's drop the same). Each bootstrap interval therefore has
+a fallback that is honest at the boundary: Wilson for a mean (:func:`mean_interval`),
+Newcombe's hybrid score interval for a difference of independent proportions
+(statsmodels), :func:`newcombe_paired` for a paired difference (clean vs adversarial on
+the same questions), and :func:`mover_diff` (square-and-add) for a difference of two
+independent estimates that already have intervals.
+
 Bootstrap
 ---------
 Resampling ``n`` values with replacement and averaging them only depends on how many
@@ -107,6 +117,63 @@ def mean_interval(values: np.ndarray, draws: np.ndarray,
     if lo is not None and hi is not None and hi - lo > 0:
         return lo, hi
     return wilson(float(v.mean()) * v.size, int(v.size), confidence)
+
+
+def degenerate(lo: float | None, hi: float | None) -> bool:
+    """True for a defined interval of zero width (a bootstrap that could not vary)."""
+    return lo is not None and hi is not None and hi - lo <= 0
+
+
+def paired_table(first: np.ndarray, second: np.ndarray) -> tuple[float, float, float, float]:
+    """The paired 2x2 table ``(a, b, c, d)`` (both right, first only, second only, neither)
+    of per-question correctness in [0, 1]; a question's share of correct samples (traces,
+    repeats) counts fractionally, as concordant as its shares allow, so ``(a + b) / n`` and
+    ``(a + c) / n`` are the two mean accuracies."""
+    x = np.asarray(first, dtype=float)
+    y = np.asarray(second, dtype=float)
+    a = float(np.minimum(x, y).sum())
+    b = float(np.clip(x - y, 0, None).sum())
+    c = float(np.clip(y - x, 0, None).sum())
+    return a, b, c, max(0.0, float(x.size) - a - b - c)
+
+
+def newcombe_paired(a: float, b: float, c: float, d: float,
+                    confidence: float = CONFIDENCE) -> tuple[float | None, float | None]:
+    """Interval of ``p1 - p2 = (b - c) / n`` for paired proportions (table ``a`` both,
+    ``b`` first only, ``c`` second only, ``d`` neither): Newcombe's square-and-add of the
+    two Wilson intervals with the continuity-corrected correlation (Newcombe 1998, Stat Med
+    17:2635, method 10; Fagerland et al. 2017, ch. 8). Never zero width for ``n > 0``.
+    Written here: statsmodels 0.15 has intervals only for independent proportions
+    (``confint_proportions_2indep``) and a paired risk ratio, scipy none."""
+    n = a + b + c + d
+    if n <= 0:
+        return None, None
+    p1, p2 = (a + b) / n, (a + c) / n
+    l1, u1 = wilson(a + b, n, confidence)  # type: ignore[arg-type]
+    l2, u2 = wilson(a + c, n, confidence)  # type: ignore[arg-type]
+    prod = (a + b) * (c + d) * (a + c) * (b + d)
+    cross = a * d - b * c
+    if prod <= 0 or 0 <= cross <= n / 2:
+        phi = 0.0
+    else:
+        phi = (cross - n / 2 if cross > 0 else cross) / math.sqrt(prod)
+    est = p1 - p2
+    lo = est - math.sqrt(max(0.0, (p1 - l1) ** 2 + (u2 - p2) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2)))
+    hi = est + math.sqrt(max(0.0, (p2 - l2) ** 2 + (u1 - p1) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1)))
+    return max(-1.0, lo), min(1.0, hi)
+
+
+def mover_diff(est1: float, ci1: tuple[float | None, float | None], est2: float,
+               ci2: tuple[float | None, float | None]) -> tuple[float | None, float | None]:
+    """Interval of ``est1 - est2`` for independent estimates with intervals ``ci1`` and
+    ``ci2``: square-and-add (MOVER, Zou & Donner 2008; Newcombe's hybrid score interval
+    when both are Wilson intervals)."""
+    (l1, u1), (l2, u2) = ci1, ci2
+    if None in (l1, u1, l2, u2):
+        return None, None
+    d = est1 - est2
+    return (d - math.sqrt((est1 - l1) ** 2 + (u2 - est2) ** 2),  # type: ignore[operator]
+            d + math.sqrt((u1 - est1) ** 2 + (est2 - l2) ** 2))  # type: ignore[operator]
 
 
 def pass_at_k(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
