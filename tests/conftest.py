@@ -44,6 +44,15 @@ def raw_source(raw_dir):
 
 
 @pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny randomly initialised Llama with a chat template, saved to a local folder
+    (tests/tiny_models.py): what lm-eval's ``hf``, Inspect's ``hf/`` and TRL load offline."""
+    from tiny_models import make_tiny_causal_lm
+
+    return make_tiny_causal_lm(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
 def source_tree(tmp_path_factory) -> Path:
     """A private copy of the checkout (tracked and untracked-but-not-ignored files) to build
     wheels from. pip builds a local directory in place (``build/``, ``*.egg-info``), so two

@@ -574,18 +574,11 @@ def test_cli_check_reads_a_build_directory(ten, tmp_path, capsys):
 # --------------------------------------------------------------------------- local model
 
 
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory):
-    from tiny_models import make_tiny_causal_lm
-
-    return make_tiny_causal_lm(tmp_path_factory.mktemp("tiny_lm"))
-
-
-def test_transformers_generator_accounts_for_rejections(tiny_lm, medqa, tmp_path):
+def test_transformers_generator_accounts_for_rejections(tiny_model, medqa, tmp_path):
     from lm_eval_medsplit.adversarial_models import TransformersGenerator
 
-    gen = TransformersGenerator(str(tiny_lm), batch_size=4, max_new_tokens=6, temperature=0.0)
-    assert gen.source == f"model:{tiny_lm}"
+    gen = TransformersGenerator(str(tiny_model), batch_size=4, max_new_tokens=6, temperature=0.0)
+    assert gen.source == f"model:{tiny_model}"
     prompt = gen.render(trace_generation_messages(medqa[0], "B"))
     assert prompt.startswith("<|system|>") and prompt.endswith("<|assistant|>\n")
     recs = copy.deepcopy(medqa[:3])

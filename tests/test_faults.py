@@ -428,7 +428,7 @@ def test_lm_eval_tasks_warn_on_skipped_rows_and_take_strict_metadata(tmp_path, c
 
 def test_inspect_dataset_warns_and_takes_strict(tmp_path, caplog):
     pytest.importorskip("inspect_ai")
-    from inspect_tasks.dataset import medsplit_dataset
+    from lm_eval_medsplit.inspect_tasks.dataset import medsplit_dataset
     from lm_eval_medsplit.schema import RecordValidationError
 
     src = _bad_jsonl(tmp_path)

@@ -72,13 +72,6 @@ def records(hub_dir):
     return {b: load_eval_records(b, str(hub_dir)).records for b in BENCHES}
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    from tiny_models import make_tiny_causal_lm
-
-    return make_tiny_causal_lm(tmp_path_factory.mktemp("tiny_llama"))
-
-
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDSPLIT_CACHE", str(tmp_path / "cache"))

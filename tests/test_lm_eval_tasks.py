@@ -624,16 +624,6 @@ def test_command_path_tasks_register_unregister(tmp_path, hub_dir):
 # --------------------------------------------------------------------------- lm_eval + tiny HF model
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    sys.path.insert(0, str(Path(__file__).parent))
-    try:
-        from tiny_models import make_tiny_causal_lm
-    finally:
-        sys.path.pop(0)
-    return make_tiny_causal_lm(tmp_path_factory.mktemp("tiny-llama"))
-
-
 def test_lm_eval_hf_backend_on_a_tiny_model_with_chat_template(tiny_model, task_manager, tmp_path,
                                                               source_records):
     """The real `hf` backend, run the way `lm_eval --log_samples --output_path` runs it

@@ -1425,18 +1425,6 @@ def test_bad_results_and_sample_files_give_one_line_errors(lm_run, tmp_path, cap
     assert target.name in err, err
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    try:
-        from tiny_models import make_tiny_causal_lm
-    finally:
-        sys.path.pop(0)
-    return make_tiny_causal_lm(tmp_path_factory.mktemp("tiny-llama"))
-
-
 def test_tiny_model_through_lm_eval_and_inspect_with_two_samples_feeds_every_consumer(
         tiny_model, hub_dir, tmp_path):
     """The done-when run: a real (tiny) model through lm-eval's ``hf`` backend with

@@ -97,13 +97,6 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    from tiny_models import make_tiny_causal_lm
-
-    return make_tiny_causal_lm(tmp_path_factory.mktemp("tiny") / "llama")
-
-
-@pytest.fixture(scope="session")
 def gpt4o_outputs(raw_dir):
     rows = []
     for name in ("health", "biology"):
