@@ -201,19 +201,63 @@ def test_missing_directory_and_unreadable_inputs(tmp_path, capsys):
     assert_one_line_error(rc, err, str(tmp_path / "missing.jsonl"), "no such file")
 
 
-@pytest.mark.skipif(ROOT_USER, reason="root reads and writes everything; run as a normal user")
+def _as_nobody(*args) -> tuple[int, str]:
+    """Run ``medsplit ARGS`` in a forked child that has dropped root for ``nobody`` (root
+    reads and writes everything, so a permission error needs another user): exit code and
+    stderr. The child runs the interpreter and modules already loaded here."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (child)
+        code = 3
+        try:
+            os.close(r)
+            if ROOT_USER:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            err = io.StringIO()
+            with redirect_stderr(err), redirect_stdout(io.StringIO()):
+                rc = main([str(a) for a in args])
+            os.write(w, json.dumps([rc, err.getvalue()]).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert status == 0 and data, f"the child failed (status {status})"
+    rc, err = json.loads(data)
+    return rc, err
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_permission_errors_are_one_line(tmp_path, capsys):
-    inp = tmp_path / "in.jsonl"
-    inp.write_text(jl(OUT_ROW))
-    inp.chmod(0)
-    rc, err = cli(capsys, "score", inp)
-    assert_one_line_error(rc, err, str(inp), "ermission")
-    inp.chmod(0o644)
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o500)
-    rc, err = cli(capsys, "score", inp, "--out", ro / "o.jsonl")
-    assert_one_line_error(rc, err, str(ro), "permission denied")
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="medsplit-perm-"))  # world-traversable, unlike tmp_path
+    try:
+        work.chmod(0o755)
+        inp = work / "in.jsonl"
+        inp.write_text(jl(OUT_ROW))
+        inp.chmod(0o644)
+        assert cli(capsys, "score", inp)[0] == 0  # warm: every module of the path is loaded
+        inp.chmod(0)
+        rc, err = _as_nobody("score", inp)
+        assert_one_line_error(rc, err, str(inp), "ermission")
+        inp.chmod(0o644)
+        ro = work / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        rc, err = _as_nobody("score", inp, "--out", ro / "o.jsonl")
+        assert_one_line_error(rc, err, str(ro), "permission denied")
+    finally:
+        for p in work.rglob("*"):
+            p.chmod(0o755)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- output paths
