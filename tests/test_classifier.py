@@ -5,6 +5,7 @@ only the split's train ids are ever fitted on."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -540,3 +541,17 @@ def test_classifier_info_prints_per_benchmark_reasoning_shares(raw_dir, tmp_path
     assert main(["classifier", "info", "--source", str(src), "--threshold", "0"]) == 0
     assert json.loads(capsys.readouterr().out)["reasoning_shares"]["all"]["reasoning_share"] == 1.0
     assert main(["classifier", "info", "--source", str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_published_transformer_classifier_is_loaded_at_a_pinned_revision(monkeypatch):
+    """A hub load of the published classifier names one commit (issue 13); a user's own hub
+    id keeps its default branch; $MEDSPLIT_CLASSIFIER_REVISION overrides both."""
+    from lm_eval_medsplit.classifier import PUBLISHED_TRANSFORMER_MODEL
+    from lm_eval_medsplit.classifier.transformer import PUBLISHED_TRANSFORMER_REVISION, hub_revision
+
+    monkeypatch.delenv("MEDSPLIT_CLASSIFIER_REVISION", raising=False)
+    assert re.fullmatch(r"[0-9a-f]{7,40}", PUBLISHED_TRANSFORMER_REVISION)
+    assert hub_revision(PUBLISHED_TRANSFORMER_MODEL) == PUBLISHED_TRANSFORMER_REVISION
+    assert hub_revision("someone/their-classifier") is None
+    monkeypatch.setenv("MEDSPLIT_CLASSIFIER_REVISION", "0123abc")
+    assert hub_revision(PUBLISHED_TRANSFORMER_MODEL) == "0123abc"

@@ -30,11 +30,12 @@ import numpy as np
 
 DEFAULT_BASE = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext"
 META_FILE = "medsplit_classifier.json"
-#: The commit of the published classifier that a hub load pins (None: not yet known
-#: offline; set it to the full 40-hex sha of zou-lab/BioMedBERT-Knowledge-vs-Reasoning's
-#: main, whose model page shows its short form 1a0d6b3, "Update README.md", May 2025; the
-#: short form is not used because the hub's resolution of short shas is unverified here).
-PUBLISHED_TRANSFORMER_REVISION: str | None = None
+#: The commit of the published classifier that a hub load pins: the latest commit of
+#: zou-lab/BioMedBERT-Knowledge-vs-Reasoning's main as its model page shows it ("Update
+#: README.md", May 2025; weights unchanged since "added files"). The hub resolves a commit
+#: prefix like a full sha (huggingface_hub#197, fixed server-side); the full 40-hex form
+#: could not be read offline. $MEDSPLIT_CLASSIFIER_REVISION overrides it.
+PUBLISHED_TRANSFORMER_REVISION: str = "1a0d6b3"
 ID2LABEL = {0: "Knowledge", 1: "Reasoning"}
 
 
@@ -77,6 +78,16 @@ def _weights_sha256(path: Path) -> str | None:
     return h.hexdigest()
 
 
+def hub_revision(model_id: str) -> str | None:
+    """The revision a hub load of ``model_id`` pins: $MEDSPLIT_CLASSIFIER_REVISION, else
+    :data:`PUBLISHED_TRANSFORMER_REVISION` for the published classifier, else None (the
+    user's own hub id loads its default branch)."""
+    from lm_eval_medsplit.classifier import PUBLISHED_TRANSFORMER_MODEL
+
+    return os.environ.get("MEDSPLIT_CLASSIFIER_REVISION") or (
+        PUBLISHED_TRANSFORMER_REVISION if model_id == PUBLISHED_TRANSFORMER_MODEL else None)
+
+
 class TransformerClassifier:
     """A sequence-classification checkpoint used as the reasoning classifier."""
 
@@ -90,13 +101,9 @@ class TransformerClassifier:
         local = Path(self.model_id)
         self.is_local = local.is_dir()
         kw = {"local_files_only": True} if self.is_local else {}
-        if not self.is_local:  # a hub id loads one pinned commit ($MEDSPLIT_CLASSIFIER_REVISION overrides)
-            from lm_eval_medsplit.classifier import PUBLISHED_TRANSFORMER_MODEL
-
-            rev = os.environ.get("MEDSPLIT_CLASSIFIER_REVISION") or (
-                PUBLISHED_TRANSFORMER_REVISION if self.model_id == PUBLISHED_TRANSFORMER_MODEL else None)
-            if rev:
-                kw["revision"] = rev
+        rev = None if self.is_local else hub_revision(self.model_id)
+        if rev:
+            kw["revision"] = rev
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_id, **kw)
             self.model = AutoModelForSequenceClassification.from_pretrained(self.model_id, **kw)
