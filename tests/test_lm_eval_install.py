@@ -96,6 +96,21 @@ def data(raw_dir, tmp_path_factory):
     return model, tmp / "hub"
 
 
+def _lm_eval_tiny_run(lm_eval_cmd: list, model: Path, hub: Path, out: Path, *, env, cwd) -> dict:
+    """``lm_eval --model hf`` on the tiny model and the local source (the tasks found with
+    no --include_path): checks the metric and the source's revision, returns the task's config."""
+    _run([*lm_eval_cmd, "--model", "hf", "--model_args", f"pretrained={model},dtype=float32",
+          "--device", "cpu", "--tasks", "medsplit_pubmedqa_reasoning", "--limit", "2",
+          "--metadata", json.dumps({"source": str(hub)}), "--gen_kwargs", "max_gen_toks=4",
+          "--log_samples", "--output_path", out], env=env, cwd=cwd, timeout=900)
+    (results_file,) = out.rglob("results_*.json")
+    results = json.loads(results_file.read_text())
+    assert "acc,score" in results["results"]["medsplit_pubmedqa_reasoning"]
+    cfg = results["configs"]["medsplit_pubmedqa_reasoning"]
+    assert cfg["metadata"]["medsplit"]["revision"] == "install-test"
+    return cfg
+
+
 @pytest.mark.slow
 def test_lm_eval_finds_the_tasks_with_no_flag(fresh_venv, data, tmp_path):
     model, hub = data
@@ -113,16 +128,8 @@ def test_lm_eval_finds_the_tasks_with_no_flag(fresh_venv, data, tmp_path):
     assert st["pth_files"] and str(fresh_venv) in st["pth_files"][0]
     # the command from the issue, legacy form (no `run`), no --include_path
     out = work / "out"
-    _run([py, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model},dtype=float32",
-          "--device", "cpu", "--tasks", "medsplit_pubmedqa_reasoning", "--limit", "2",
-          "--metadata", json.dumps({"source": str(hub)}), "--gen_kwargs", "max_gen_toks=4",
-          "--log_samples", "--output_path", out], env=env, cwd=work, timeout=900)
-    (results_file,) = out.rglob("results_*.json")
-    results = json.loads(results_file.read_text())
-    assert "acc,score" in results["results"]["medsplit_pubmedqa_reasoning"]
-    cfg = results["configs"]["medsplit_pubmedqa_reasoning"]
+    cfg = _lm_eval_tiny_run([py, "-m", "lm_eval"], model, hub, out, env=env, cwd=work)
     assert str(fresh_venv) in cfg["metadata"]["config_source"]  # the wheel's YAML
-    assert cfg["metadata"]["medsplit"]["revision"] == "install-test"
     assert len(list(out.rglob("samples_medsplit_pubmedqa_reasoning_*.jsonl"))) == 1
 
 
@@ -168,13 +175,4 @@ def test_readme_install_line_in_a_fresh_venv(source_tree, data, tmp_path):
     assert all(str(venv) in p for p in where.split()), where
     model, hub = data
     run_env = {**env, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    out = tmp_path / "out"
-    _run([venv / "bin" / "lm_eval", "--model", "hf", "--model_args", f"pretrained={model},dtype=float32",
-          "--device", "cpu", "--tasks", "medsplit_pubmedqa_reasoning", "--limit", "2",
-          "--metadata", json.dumps({"source": str(hub)}), "--gen_kwargs", "max_gen_toks=4",
-          "--log_samples", "--output_path", out], env=run_env, cwd=tmp_path, timeout=900)
-    (results_file,) = out.rglob("results_*.json")
-    results = json.loads(results_file.read_text())
-    assert "acc,score" in results["results"]["medsplit_pubmedqa_reasoning"]
-    assert results["configs"]["medsplit_pubmedqa_reasoning"]["metadata"]["medsplit"]["revision"] \
-        == "install-test"
+    _lm_eval_tiny_run([venv / "bin" / "lm_eval"], model, hub, tmp_path / "out", env=run_env, cwd=tmp_path)
