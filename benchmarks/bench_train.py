@@ -64,7 +64,7 @@ def bench_rewards(shared: Path, seconds: float) -> dict:
 
 
 def bench_decontamination(shared: Path) -> dict:
-    from lm_eval_medsplit.train.data import decontaminate, load_eval_sets
+    from lm_eval_medsplit.train.decontamination import decontaminate, load_eval_sets
 
     t0 = time.perf_counter()
     sets, _ = load_eval_sets(str(shared / "raw"), "all")

@@ -10,7 +10,7 @@ Generators:
   wrong option (``adversarial_source = "offline-template"``), for tests and machines
   without a model. Reports never pass these off as model traces.
 - model-based generators (OpenAI-compatible endpoint or local transformers model) live in
-  :mod:`lm_eval_medsplit.adversarial_models`.
+  :mod:`lm_eval_medsplit.trace_generation`.
 """
 
 from __future__ import annotations

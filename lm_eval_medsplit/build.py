@@ -4,7 +4,7 @@ For each benchmark of the source: load and validate, label every unlabelled reco
 the reasoning-vs-knowledge classifier (``reasoning_prob``, ``is_reasoning``,
 ``reasoning_threshold``), give every record without traces ``n_traces`` adversarial
 traces (offline templates, or a model through
-:func:`lm_eval_medsplit.adversarial_models.generate_traces`), and write
+:func:`lm_eval_medsplit.trace_generation.generate_traces`), and write
 
 - ``DIR/<config>/test-00000-of-00001.parquet`` in the hub dataset's layout and field
   names (``id, question, options`` as a JSON string, ``answer, answer_idx,
@@ -228,8 +228,8 @@ def build(source, out: str | Path, *, benchmarks: str | Sequence[str] | None = N
     """Build ``out`` from ``source`` (anything :func:`resolve_source` accepts).
 
     ``traces`` is ``"offline"`` or a trace generator
-    (:class:`~lm_eval_medsplit.adversarial_models.EndpointGenerator`,
-    :class:`~lm_eval_medsplit.adversarial_models.TransformersGenerator`); model traces
+    (:class:`~lm_eval_medsplit.trace_generation.EndpointGenerator`,
+    :class:`~lm_eval_medsplit.trace_generation.TransformersGenerator`); model traces
     that fail the check after ``max_attempts`` get the offline template in their slot and
     the record's ``adversarial_source`` says so. Records that already carry labels /
     traces keep them unless ``relabel`` / ``retrace``. ``strict`` fails on any invalid
@@ -439,7 +439,7 @@ def _kept_style(kept: list[MCQRecord], src_entry: dict[str, Any] | None) -> str 
     style = ((src_entry or {}).get("traces") or {}).get("style")
     if style is not None:
         return style
-    from lm_eval_medsplit.adversarial_models import META_KEY
+    from lm_eval_medsplit.trace_generation import META_KEY
 
     found = set()
     for r in kept:
@@ -450,7 +450,7 @@ def _kept_style(kept: list[MCQRecord], src_entry: dict[str, Any] | None) -> str 
 
 def _model_traces(records, generator, out: Path, config: str, n: int, max_attempts: int,
                   progress: bool, style: str = DEFAULT_STYLE) -> dict[str, Any]:
-    from lm_eval_medsplit.adversarial_models import generate_traces
+    from lm_eval_medsplit.trace_generation import generate_traces
 
     cache = out / TRACE_CACHE_DIR / f"{config}.jsonl"
     _, st = generate_traces(records, generator, n=n, max_attempts=max_attempts, out=cache,
@@ -461,7 +461,7 @@ def _model_traces(records, generator, out: Path, config: str, n: int, max_attemp
 def _generation_summary(records: list[MCQRecord]) -> dict[str, Any] | None:
     """Outcome of model trace generation, read from the records themselves (not from the
     run, so a resumed build writes the same manifest as an uninterrupted one)."""
-    from lm_eval_medsplit.adversarial_models import META_KEY
+    from lm_eval_medsplit.trace_generation import META_KEY
 
     status: Counter[str] = Counter()
     reasons: Counter[str] = Counter()

@@ -161,7 +161,7 @@ def cmd_generate(args) -> int:
     if args.offline:
         stats = _offline(records, args)
     else:
-        from lm_eval_medsplit.adversarial_models import GenerationError, generate_traces
+        from lm_eval_medsplit.trace_generation import GenerationError, generate_traces
 
         try:
             gen = _generator(args)
@@ -230,7 +230,7 @@ def _offline(records, args) -> dict:
 
 
 def _generator(args):
-    from lm_eval_medsplit.adversarial_models import EndpointGenerator, TransformersGenerator
+    from lm_eval_medsplit.trace_generation import EndpointGenerator, TransformersGenerator
 
     if args.endpoint:
         return EndpointGenerator(args.endpoint, args.endpoint_model, api_key_env=args.api_key_env,

@@ -85,7 +85,7 @@ def cmd_build(args) -> int:
     gen = None
     try:
         if args.traces_endpoint or args.traces_model:
-            from lm_eval_medsplit.adversarial_models import (
+            from lm_eval_medsplit.trace_generation import (
                 EndpointGenerator,
                 GenerationError,
                 TransformersGenerator,

@@ -1,7 +1,7 @@
 """``medsplit-train sft|grpo``: the BioMed-R1 training recipe on TRL.
 
 Arguments are parsed by TRL's ``TrlParser`` from three dataclasses: the data and reward
-settings (:class:`~lm_eval_medsplit.train.data.MedsplitTrainArguments`), TRL's
+settings (:class:`~lm_eval_medsplit.train.arguments.MedsplitTrainArguments`), TRL's
 ``SFTConfig`` / ``GRPOConfig`` and TRL's ``ModelConfig``. One YAML file given with
 ``--config`` sets any of them (plus an ``env:`` mapping); command-line flags override it.
 ``--config`` also accepts the name of a packaged config (``medsplit-train configs`` lists
@@ -68,7 +68,7 @@ def short_help(command: str) -> str:
     import dataclasses
     import textwrap
 
-    from lm_eval_medsplit.train.data import MedsplitTrainArguments
+    from lm_eval_medsplit.train.arguments import MedsplitTrainArguments
 
     smoke = f"{command}_cpu_smoke"
     data = "examples/sft.jsonl" if command == "sft" else "medsplit-build/ --dataset_config medqa \\\n      --dataset_split test"
@@ -134,7 +134,7 @@ def resolve_config_arg(argv: list[str]) -> list[str]:
 def make_parser(command: str):
     from trl import GRPOConfig, ModelConfig, SFTConfig, TrlParser
 
-    from lm_eval_medsplit.train.data import MedsplitTrainArguments
+    from lm_eval_medsplit.train.arguments import MedsplitTrainArguments
 
     config_cls = SFTConfig if command == "sft" else GRPOConfig
     return TrlParser((MedsplitTrainArguments, config_cls, ModelConfig),
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         print(short_help(command))
         return 0
     from lm_eval_medsplit.sources import SourceError
-    from lm_eval_medsplit.train.data import TrainDataError
+    from lm_eval_medsplit.train.arguments import TrainDataError
 
     try:
         parsed = parse(command, rest)

@@ -20,7 +20,7 @@ can be named by dotted path, e.g. with TRL's own command line::
   adversarial prefill, or a chat template that ends its generation prompt with ``<think>``).
 
 Both read the prompt style of each row from its ``style`` column (written by
-:func:`lm_eval_medsplit.train.data.build_rows`; default ``cot``): in the ``paper`` style the
+:func:`lm_eval_medsplit.train.rows.build_rows`; default ``cot``): in the ``paper`` style the
 accuracy reward scores with ``scoring.score(..., style="paper")`` and the format reward
 wants ``\\boxed{...}`` on the last line instead of ``Answer: X``.
 - the overlong penalty is TRL's own ``get_soft_overlong_punishment`` (see
