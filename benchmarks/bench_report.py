@@ -225,7 +225,7 @@ def inspect_read(log: Path) -> None:
 
     from inspect_ai.log import read_eval_log_sample_summaries
 
-    from lm_eval_medsplit.report.readers import _fast_summaries
+    from lm_eval_medsplit.report.read_inspect import _fast_summaries
 
     def private():
         from inspect_ai._util._async import run_coroutine

@@ -94,7 +94,7 @@ def test_fresh_venv_plain_install_runs_the_cli(tmp_path, raw_dir, source_tree):
 # anything not listed is core: `pip install .` must be enough for it.
 FEATURE_IMPORTS = [
     ("inspect_tasks/*.py", "*", "inspect"),
-    ("lm_eval_medsplit/report/readers.py", "inspect_ai", "inspect"),
+    ("lm_eval_medsplit/report/read_inspect.py", "inspect_ai", "inspect"),
     ("lm_eval_medsplit/lm_eval_tasks.py", "lm_eval", "lm-eval"),
     ("lm_eval_medsplit/train/*.py", "*", "train"),
     ("lm_eval_medsplit/classifier/transformer.py", "torch", "train"),

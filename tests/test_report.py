@@ -506,7 +506,7 @@ def test_parallel_reading_gives_the_same_rows_and_errors(lm_run, inspect_run, tm
 
 
 def test_inspect_fast_summaries_equal_the_public_api(inspect_run):
-    from lm_eval_medsplit.report.readers import _fast_summaries, read_inspect_log
+    from lm_eval_medsplit.report.read_inspect import _fast_summaries, read_inspect_log
 
     for log in sorted(Path(inspect_run).glob("*.eval")):
         assert _fast_summaries(log) is not None  # the fast path is taken with this Inspect
@@ -519,7 +519,7 @@ def test_inspect_fast_summaries_equal_the_public_api(inspect_run):
 def test_inspect_json_logs_read_like_eval_logs(inspect_run, tmp_path):
     from inspect_ai.log import read_eval_log, write_eval_log
 
-    from lm_eval_medsplit.report.readers import read_inspect_log
+    from lm_eval_medsplit.report.read_inspect import read_inspect_log
 
     src = sorted(Path(inspect_run).glob("*.eval"))[0]
     dst = tmp_path / "logs" / "log.json"

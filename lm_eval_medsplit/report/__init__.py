@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lm_eval_medsplit.report.analysis import Analyser, ReportData, SampleTable, benchmark_order
+from lm_eval_medsplit.report.analysis import Analyser, ReportData
 from lm_eval_medsplit.report.join import (
     JoinError,
     JoinResult,
@@ -27,7 +27,9 @@ from lm_eval_medsplit.report.join import (
     normalise_models,
     rename_models,
 )
-from lm_eval_medsplit.report.readers import InputError, ReadResult, read_inputs
+from lm_eval_medsplit.report.read_common import InputError, ReadResult
+from lm_eval_medsplit.report.readers import read_inputs
+from lm_eval_medsplit.report.sample_table import SampleTable, benchmark_order
 from lm_eval_medsplit.report.stats import DEFAULT_B, DEFAULT_SEED
 from lm_eval_medsplit.samples import SampleRow
 

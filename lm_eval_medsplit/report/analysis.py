@@ -34,136 +34,41 @@ Definitions (the README of the report and the HTML repeat them):
   are averaged first (the accuracy is pass@1, the mean over questions of each question's
   share of correct samples); the ``repeats`` table adds maj@k (the majority answer of the
   k samples; a tie counts as the chance the gold letter wins it) and the unbiased pass@k.
+
+Layout: :mod:`.sample_table` packs the rows (and defines the shared labels),
+:mod:`.intervals` holds the rounding and interval helpers, :mod:`.adversarial` the
+adversarial tables; this module computes the accuracy, gap, probability, repeat and
+parse tables and assembles :class:`ReportData`. Deterministic: the same rows, ``b`` and ``seed`` give the
+same numbers (each row's bootstrap generator is seeded from its labels and ``seed``).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from lm_eval_medsplit.registry import BENCHMARKS
 from lm_eval_medsplit.report import stats
+from lm_eval_medsplit.report.adversarial import AdversarialTables
+from lm_eval_medsplit.report.intervals import _ci, _gap_cols, _newcombe_2indep, _r, _subset_cols
+from lm_eval_medsplit.report.sample_table import (
+    ALL,
+    CLEAN,
+    MACRO,
+    PROB_BINS,
+    SUBSETS,
+    SWEEP_THRESHOLDS,
+    SampleTable,
+    _groups,
+    _per_question_mean,
+    benchmark_order,
+)
 from lm_eval_medsplit.samples import SampleRow
 
-CLEAN = "clean"
-SUBSETS = ("knowledge", "reasoning")
-_SUBSET_CODE = {"knowledge": 0, "reasoning": 1}
-PROB_BINS = tuple(round(x, 2) for x in np.linspace(0.0, 1.0, 11))
-SWEEP_THRESHOLDS = tuple(round(x, 2) for x in np.arange(0.05, 0.951, 0.05))
-ALL = "all"  # benchmark label of pooled (size-weighted) rows
-MACRO = "macro"  # benchmark label of macro-average rows
-
-
-def benchmark_order(names: Iterable[str]) -> list[str]:
-    """Registry order first (by short name), then unknown benchmarks alphabetically."""
-    names = set(names)
-    known = [b.name for b in BENCHMARKS if b.name in names]
-    return known + sorted(names - set(known))
-
-
-@dataclass
-class SampleTable:
-    """Accepted samples as parallel numpy arrays of codes."""
-
-    models: list[str]
-    benchmarks: list[str]
-    conditions: list[str]
-    """``clean`` first, then the adversarial modes."""
-    methods: list[str]
-    model: np.ndarray
-    bench: np.ndarray
-    subset: np.ndarray
-    """0 knowledge, 1 reasoning, -1 unlabelled."""
-    cond: np.ndarray
-    trace: np.ndarray
-    """trace index, -1 for clean samples."""
-    qid: np.ndarray
-    """question code, unique per (benchmark, id)."""
-    correct: np.ndarray
-    parsed: np.ndarray
-    prob: np.ndarray
-    """reasoning_prob, NaN when absent."""
-    method: np.ndarray
-    rep: np.ndarray | None = None
-    """repeat index of the sample (0 when the run drew one sample per prompt)."""
-    pred: np.ndarray | None = None
-    """predicted letter code (index into :attr:`preds`), -1 when unparsed."""
-    preds: list[str] = field(default_factory=list)
-
-    @property
-    def n(self) -> int:
-        return int(self.model.size)
-
-    @classmethod
-    def from_rows(cls, rows: Sequence[SampleRow], models: Sequence[str] | None = None) -> SampleTable:
-        model_names = list(models) if models is not None else sorted({r.model for r in rows})
-        mcode = {m: i for i, m in enumerate(model_names)}
-        benches = benchmark_order({r.benchmark for r in rows})
-        bcode = {b: i for i, b in enumerate(benches)}
-        modes = sorted({r.adversarial for r in rows if r.adversarial})
-        conditions = [CLEAN] + modes
-        ccode = {c: i for i, c in enumerate(conditions)}
-        methods: dict[str, int] = {}
-        qcode: dict[tuple[str, str], int] = {}
-        n = len(rows)
-        model = np.empty(n, np.int32)
-        bench = np.empty(n, np.int32)
-        subset = np.empty(n, np.int8)
-        cond = np.empty(n, np.int16)
-        trace = np.empty(n, np.int16)
-        qid = np.empty(n, np.int64)
-        correct = np.empty(n, bool)
-        parsed = np.empty(n, bool)
-        prob = np.empty(n, float)
-        method = np.empty(n, np.int16)
-        rep = np.zeros(n, np.int32)
-        pred = np.full(n, -1, np.int16)
-        pcode: dict[str, int] = {}
-        nan = math.nan
-        for i, r in enumerate(rows):
-            model[i] = mcode[r.model]
-            bench[i] = bcode[r.benchmark]
-            subset[i] = _SUBSET_CODE.get(r.subset, -1)  # type: ignore[arg-type]
-            cond[i] = ccode[r.adversarial or CLEAN]
-            trace[i] = -1 if not r.adversarial else (r.trace_index if r.trace_index is not None else 0)
-            qid[i] = qcode.setdefault((r.benchmark, r.id), len(qcode))
-            correct[i] = r.outcome == "correct"
-            parsed[i] = r.outcome != "unparsed"
-            prob[i] = nan if r.reasoning_prob is None else r.reasoning_prob
-            method[i] = methods.setdefault(r.method or "none", len(methods))
-            if r.repeat:
-                rep[i] = r.repeat
-            if r.pred is not None and r.outcome != "unparsed":
-                pred[i] = pcode.setdefault(r.pred, len(pcode))
-        return cls(model_names, benches, conditions, list(methods), model, bench, subset,
-                   cond, trace, qid, correct, parsed, prob, method, rep, pred, list(pcode))
-
-
-def _groups(*keys: np.ndarray) -> dict[tuple[int, ...], np.ndarray]:
-    """Index arrays of the rows of each distinct key tuple."""
-    if not keys or keys[0].size == 0:
-        return {}
-    order = np.lexsort(keys[::-1])
-    stacked = np.stack([k[order] for k in keys], axis=1)
-    change = np.any(stacked[1:] != stacked[:-1], axis=1)
-    starts = np.concatenate([[0], np.nonzero(change)[0] + 1])
-    bounds = np.append(starts, order.size)
-    return {tuple(int(x) for x in stacked[s]): order[s:e] for s, e in zip(bounds[:-1], bounds[1:])}
-
-
-def _r(x: float | None, nd: int = 6) -> float | None:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return None
-    return round(float(x), nd)
-
-
-def _ci(draws: np.ndarray) -> tuple[float | None, float | None]:
-    lo, hi = stats.interval(draws)
-    return _r(lo), _r(hi)
+__all__ = ["ALL", "CLEAN", "MACRO", "PROB_BINS", "SUBSETS", "SWEEP_THRESHOLDS", "Analyser", "ReportData",
+           "SampleTable", "analyse", "benchmark_order"]
 
 
 @dataclass
@@ -202,7 +107,7 @@ class ReportData:
         return d
 
 
-class Analyser:
+class Analyser(AdversarialTables):
     """Computes :class:`ReportData` from a :class:`SampleTable`."""
 
     def __init__(self, table: SampleTable, *, b: int = stats.DEFAULT_B,
@@ -375,144 +280,6 @@ class Analyser:
         return (float(counts[:, 0].sum() / counts[:, 1].sum()),
                 (mats * counts[:, 1:2]).sum(axis=0) / counts[:, 1].sum())
 
-    # ------------------------------------------------------------------ adversarial
-    def adversarial(self, data: ReportData) -> None:
-        t = self.t
-        n_q = int(t.qid.max()) + 1 if t.n else 0
-        clean_sel = t.cond == 0
-        for m, model in enumerate(t.models):
-            # clean correctness per question, averaged over repeats (-1 = no clean sample)
-            cm = clean_sel & (t.model == m)
-            hits = np.bincount(t.qid[cm], weights=t.correct[cm], minlength=n_q)
-            cnt = np.bincount(t.qid[cm], minlength=n_q)
-            clean = np.full(n_q, -1.0)
-            np.divide(hits, cnt, out=clean, where=cnt > 0)
-            self._repeated = bool(t.rep is not None and (t.rep[t.model == m] > 0).any())
-            for ci in range(1, len(t.conditions)):
-                mode = t.conditions[ci]
-                sel = np.nonzero((t.cond == ci) & (t.model == m))[0]
-                if sel.size == 0:
-                    continue
-                pooled: dict[Any, list[dict[str, np.ndarray]]] = {}
-                bench_rows: list[dict[str, Any]] = []
-                for (bq,), rows in sorted(_groups(t.bench[sel]).items()):
-                    rows = sel[rows]
-                    parts = self._adv_parts(rows, clean)
-                    pooled.setdefault("parts", []).append(parts)
-                    bench_rows += self._adv_rows(model, t.benchmarks[bq], "benchmark", mode, [parts])
-                    data.adversarial_subsets.append(
-                        self._adv_subset_row(model, t.benchmarks[bq], "benchmark", mode, [parts]))
-                data.adversarial.extend(bench_rows)
-                allparts = pooled["parts"]
-                data.adversarial.extend(self._adv_macro(model, mode, bench_rows))
-                data.adversarial.extend(self._adv_rows(model, ALL, "weighted", mode, allparts))
-                data.adversarial_subsets.append(
-                    self._adv_subset_row(model, ALL, "weighted", mode, allparts))
-
-    def _adv_parts(self, rows: np.ndarray, clean: np.ndarray) -> dict[str, np.ndarray]:
-        t = self.t
-        return {"qid": t.qid[rows], "trace": t.trace[rows], "correct": t.correct[rows],
-                "parsed": t.parsed[rows], "clean": clean[t.qid[rows]], "subset": t.subset[rows],
-                "bench": t.bench[rows]}
-
-    def _adv_rows(self, model: str, bench: str, level: str, mode: str,
-                  parts: list[dict[str, np.ndarray]]) -> list[dict[str, Any]]:
-        p = {k: np.concatenate([x[k] for x in parts]) for k in parts[0]}
-        # questions are distinct across benchmarks: qid is global
-        out = []
-        traces = sorted(int(x) for x in np.unique(p["trace"]))
-        for tr in traces + ["mean"]:
-            sel = np.ones(p["qid"].size, bool) if tr == "mean" else p["trace"] == tr
-            q, corr, cl, pars = p["qid"][sel], p["correct"][sel], p["clean"][sel], p["parsed"][sel]
-            n = int(q.size)
-            qv = _per_question_mean(q, corr)
-            nq = int(qv.size)
-            rng = self.rng("adv", model, bench, mode, tr)
-            acc = qv.mean() if n else None
-            acc_draws = stats.bootstrap_means(qv, rng, self.b)
-            paired = cl >= 0
-            npair = int(paired.sum())
-            row: dict[str, Any] = {
-                "model": model, "benchmark": bench, "level": level, "mode": mode,
-                "trace": str(tr), "n": n, "questions": nq,
-                "accuracy": _r(acc),
-                **dict(zip(("ci_low", "ci_high"), (_r(x) for x in stats.mean_interval(qv, acc_draws)))),
-                "parse_rate": _r(pars.mean()) if n else None,
-                "paired": npair,
-            }
-            if npair:
-                qp, cp, clp = q[paired], corr[paired].astype(float), cl[paired].astype(float)
-                drop_q = _per_question_mean(qp, clp - cp)
-                clean_acc = float(_per_question_mean(qp, clp).mean())
-                adv_acc = float(_per_question_mean(qp, cp).mean())
-                d = stats.bootstrap_means(drop_q, rng, self.b)
-                c2w = int(((clp == 1) & (cp == 0)).sum())
-                w2c = int(((clp == 0) & (cp == 1)).sum())
-                row.update({"clean_accuracy": _r(clean_acc), "paired_accuracy": _r(adv_acc),
-                            "drop": _r(clean_acc - adv_acc),
-                            **dict(zip(("drop_ci_low", "drop_ci_high"), _drop_ci(d, qp, clp, cp))),
-                            "correct_to_wrong": c2w, "wrong_to_correct": w2c,
-                            "mcnemar_p": None if (tr == "mean" or self._repeated)
-                            else _r(stats.mcnemar_exact(c2w, w2c), 10)})
-            else:
-                row.update({"clean_accuracy": None, "paired_accuracy": None, "drop": None,
-                            "drop_ci_low": None, "drop_ci_high": None,
-                            "correct_to_wrong": None, "wrong_to_correct": None, "mcnemar_p": None})
-            out.append(row)
-        return out
-
-    def _adv_macro(self, model: str, mode: str, bench_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        out = []
-        for tr in dict.fromkeys(r["trace"] for r in bench_rows):
-            rows = [r for r in bench_rows if r["trace"] == tr]
-            accs = [r["accuracy"] for r in rows if r["accuracy"] is not None]
-            drops = [r["drop"] for r in rows if r["drop"] is not None]
-            out.append({"model": model, "benchmark": MACRO, "level": "macro", "mode": mode,
-                        "trace": tr, "n": sum(r["n"] for r in rows),
-                        "questions": sum(r["questions"] for r in rows),
-                        "accuracy": _r(np.mean(accs)) if accs else None,
-                        "ci_low": None, "ci_high": None,
-                        "parse_rate": _r(np.mean([r["parse_rate"] for r in rows])) if rows else None,
-                        "paired": sum(r["paired"] for r in rows),
-                        "clean_accuracy": _r(np.mean([r["clean_accuracy"] for r in rows if r["drop"] is not None])) if drops else None,
-                        "paired_accuracy": _r(np.mean([r["paired_accuracy"] for r in rows if r["drop"] is not None])) if drops else None,
-                        "drop": _r(np.mean(drops)) if drops else None,
-                        "drop_ci_low": None, "drop_ci_high": None,
-                        "correct_to_wrong": sum(r["correct_to_wrong"] or 0 for r in rows) if drops else None,
-                        "wrong_to_correct": sum(r["wrong_to_correct"] or 0 for r in rows) if drops else None,
-                        "mcnemar_p": None, "benchmarks": len(drops)})
-        return out
-
-    def _adv_subset_row(self, model: str, bench: str, level: str, mode: str,
-                        parts: list[dict[str, np.ndarray]]) -> dict[str, Any]:
-        p = {k: np.concatenate([x[k] for x in parts]) for k in parts[0]}
-        paired = p["clean"] >= 0
-        row: dict[str, Any] = {"model": model, "benchmark": bench, "level": level, "mode": mode}
-        draws = {}
-        for s, name in enumerate(SUBSETS):
-            sel = paired & (p["subset"] == s)
-            q = p["qid"][sel]
-            drop_q = _per_question_mean(q, p["clean"][sel].astype(float) - p["correct"][sel])
-            d = stats.bootstrap_means(drop_q, self.rng("advsub", model, bench, mode, name), self.b)
-            draws[s] = d
-            lo, hi = _drop_ci(d, q, p["clean"][sel].astype(float), p["correct"][sel].astype(float))
-            row.update({f"{name}_questions": int(drop_q.size),
-                        f"{name}_drop": _r(drop_q.mean()) if drop_q.size else None,
-                        f"{name}_drop_ci_low": lo, f"{name}_drop_ci_high": hi})
-        if row["reasoning_drop"] is not None and row["knowledge_drop"] is not None:
-            diff = row["reasoning_drop"] - row["knowledge_drop"]
-            lo, hi = _ci(draws[1] - draws[0])
-            if stats.degenerate(lo, hi):  # both subsets' drops constant: square-and-add
-                lo, hi = (_r(x) for x in stats.mover_diff(
-                    row["reasoning_drop"], (row["reasoning_drop_ci_low"], row["reasoning_drop_ci_high"]),
-                    row["knowledge_drop"], (row["knowledge_drop_ci_low"], row["knowledge_drop_ci_high"])))
-            row.update({"difference": _r(diff), "difference_ci_low": lo, "difference_ci_high": hi,
-                        "larger_drop": "reasoning" if diff > 0 else "knowledge" if diff < 0 else "equal"})
-        else:
-            row.update({"difference": None, "difference_ci_low": None, "difference_ci_high": None,
-                        "larger_drop": None})
-        return row
-
     # ------------------------------------------------------------------ reasoning_prob
     def prob_curves(self, data: ReportData) -> None:
         t = self.t
@@ -650,73 +417,6 @@ def _majority(inv: np.ndarray, pred: np.ndarray, correct: np.ndarray, nq: int) -
         if gold in top:
             out[qi] = 1.0 / top.size
     return out
-
-
-def _per_question_mean(qid: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Mean of ``values`` per distinct question (one value per question)."""
-    if qid.size == 0:
-        return np.zeros(0)
-    uq, inv = np.unique(qid, return_inverse=True)
-    if uq.size == qid.size:
-        return np.asarray(values, float)
-    sums = np.bincount(inv, weights=np.asarray(values, float), minlength=uq.size)
-    cnt = np.bincount(inv, minlength=uq.size)
-    return sums / cnt
-
-
-def _subset_cols(name: str, acc: float | None, n: int, draws: np.ndarray | None,
-                 count: float | None = None,
-                 fallback: tuple[float | None, float | None] | None = None) -> dict[str, Any]:
-    """``count`` (correct questions) given: the Wilson interval of ``count / n``; else the
-    percentile interval of ``draws`` (macro averages), or ``fallback`` where it has zero
-    width."""
-    if count is not None and n:
-        lo, hi = (_r(x) for x in stats.wilson(count, n))
-    else:
-        lo, hi = _ci(draws) if draws is not None else (None, None)
-        if fallback is not None and stats.degenerate(lo, hi):
-            lo, hi = (_r(x) for x in fallback)
-    return {f"{name}_n": n, f"{name}_accuracy": _r(acc), f"{name}_ci_low": lo, f"{name}_ci_high": hi}
-
-
-def _gap_cols(draws: dict[int, np.ndarray], est: dict[int, float],
-              counts: dict[int, tuple[float, int]] | None = None,
-              fallback: dict[int, tuple[float | None, float | None]] | None = None) -> dict[str, Any]:
-    """Knowledge minus reasoning, with the interval of the stratified draws; where those
-    cannot vary (both subsets all right or all wrong): given ``counts``, Newcombe's
-    hybrid score interval (``statsmodels`` ``confint_proportions_2indep``); given the
-    subsets' ``fallback`` intervals, their square-and-add (the same construction)."""
-    if 0 not in est or 1 not in est:
-        return {"gap": None, "gap_ci_low": None, "gap_ci_high": None}
-    lo, hi = _ci(draws[0] - draws[1])
-    if stats.degenerate(lo, hi):
-        if counts:
-            (k0, n0), (k1, n1) = counts[0], counts[1]
-            lo, hi = _newcombe_2indep(k0, n0, k1, n1)
-        elif fallback:
-            lo, hi = (_r(x) for x in stats.mover_diff(est[0], fallback[0], est[1], fallback[1]))
-    return {"gap": _r(est[0] - est[1]), "gap_ci_low": lo, "gap_ci_high": hi}
-
-
-def _newcombe_2indep(k0: float, n0: int, k1: float, n1: int) -> tuple[float | None, float | None]:
-    """Newcombe's hybrid score interval of ``k0 / n0 - k1 / n1`` (independent samples)."""
-    from statsmodels.stats.proportion import confint_proportions_2indep
-
-    lo, hi = confint_proportions_2indep(k0, n0, k1, n1, method="newcomb", compare="diff",
-                                        alpha=1 - stats.CONFIDENCE)
-    return _r(float(lo)), _r(float(hi))
-
-
-def _drop_ci(draws: np.ndarray, qid: np.ndarray, clean: np.ndarray,
-             adv: np.ndarray) -> tuple[float | None, float | None]:
-    """Interval of the paired drop (clean minus adversarial on the same questions): the
-    percentile interval of the question-level ``draws``, or Newcombe's paired interval of
-    the per-question correctness where those cannot vary (every question's drop the same)."""
-    lo, hi = _ci(draws)
-    if stats.degenerate(lo, hi):
-        table = stats.paired_table(_per_question_mean(qid, clean), _per_question_mean(qid, adv))
-        lo, hi = (_r(x) for x in stats.newcombe_paired(*table))
-    return lo, hi
 
 
 def analyse(rows: Sequence[SampleRow], *, b: int = stats.DEFAULT_B, seed: int = stats.DEFAULT_SEED,

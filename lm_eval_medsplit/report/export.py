@@ -46,8 +46,9 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_medsplit.registry import HUB_DATASET, find_benchmark
-from lm_eval_medsplit.report.analysis import CLEAN, ReportData
-from lm_eval_medsplit.report.readers import LOGLIKELIHOOD
+from lm_eval_medsplit.report.analysis import ReportData
+from lm_eval_medsplit.report.read_common import LOGLIKELIHOOD
+from lm_eval_medsplit.report.sample_table import CLEAN
 
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 GENERATIVE = "generative"

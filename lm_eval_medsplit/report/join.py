@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lm_eval_medsplit.report.readers import Run
+from lm_eval_medsplit.report.read_common import Run
 from lm_eval_medsplit.samples import SampleRow
 
 

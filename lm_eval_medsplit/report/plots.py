@@ -15,7 +15,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from lm_eval_medsplit.report.analysis import ALL, MACRO, ReportData
+from lm_eval_medsplit.report.analysis import ReportData
+from lm_eval_medsplit.report.sample_table import ALL, MACRO
 
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lm_eval_medsplit.report.analysis import ALL, MACRO, ReportData
+from lm_eval_medsplit.report.analysis import ReportData
+from lm_eval_medsplit.report.sample_table import ALL, MACRO
 
 
 @dataclass
