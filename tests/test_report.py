@@ -196,7 +196,7 @@ def _register_lm():
 
 
 def run_lm_eval(hub: Path, out: Path, tag: str = LM_MODEL, benches=BENCHES,
-                modes=("", "_adversarial"), limit: int | None = None) -> Path:
+                modes=("", "_adversarial"), limit: int | None = None, style: str | None = None) -> Path:
     """Evaluate clean and adversarial tasks and write results + samples exactly as the
     ``lm_eval --output_path OUT --log_samples [--limit N]`` CLI does (lm-eval 0.4.13 run.py)."""
     import lm_eval
@@ -207,7 +207,7 @@ def run_lm_eval(hub: Path, out: Path, tag: str = LM_MODEL, benches=BENCHES,
     tasks = [f"medsplit_{b}_{s}{m}" for b in benches for s in ("reasoning", "knowledge")
              for m in modes]
     tm = TaskManager(include_path=str(REPO / "task_yaml"), include_defaults=False,
-                     metadata={"source": str(hub)})
+                     metadata={"source": str(hub), **({"style": style} if style else {})})
     tracker = EvaluationTracker(output_path=str(out))
     results = lm_eval.simple_evaluate(model="medsplit-report-pattern", model_args=f"pretrained={tag}",
                                       tasks=tasks, task_manager=tm, log_samples=True,
@@ -1487,3 +1487,27 @@ def test_tiny_model_through_lm_eval_and_inspect_with_two_samples_feeds_every_con
     assert res["configs"]["medsplit_pubmedqa_knowledge"]["repeats"] == 2
     again = build_report([out / "lm_eval_results"], b=B)
     assert [r["accuracy"] for r in again.data.accuracy] == [r["accuracy"] for r in rep.data.accuracy]
+
+
+def test_runs_in_another_prompt_style_are_separate_models_said_and_exported(hub_dir, lm_run, tmp_path):
+    """Issue 16: the report never averages runs made with different prompts. A paper-style
+    run of the same model is its own row ("M (paper)"), the notes say so, and the lm-eval
+    export and the HF notes carry the style."""
+    paper = run_lm_eval(hub_dir, tmp_path / "paper", benches=("medqa",), modes=("",), style="paper")
+    rep = build_report([lm_run, paper], b=B)
+    models = set(rep.data.models)
+    assert {LM_MODEL, f"{LM_MODEL} (paper)"} <= models, models
+    assert any("prompt style" in n and f"{LM_MODEL} (paper)" in n for n in rep.data.notes)
+    cot_rows = [r for r in rep.joined.rows if r.model == LM_MODEL and r.benchmark == "medqa" and not r.adversarial]
+    paper_rows = [r for r in rep.joined.rows if r.model == f"{LM_MODEL} (paper)"]
+    assert paper_rows and len(paper_rows) == len(cot_rows)  # nothing merged or dropped as a duplicate
+    from lm_eval_medsplit.report import write_report
+
+    out = tmp_path / "report"
+    write_report(rep, out, formats=("json", "lm-eval", "hf"))
+    exported = [json.loads(p.read_text()) for p in out.rglob("results_medsplit.json")]
+    styles = {cfg["metadata"]["medsplit"]["prompt_style"]
+              for res in exported for cfg in res["configs"].values()
+              if cfg["metadata"]["medsplit"]["setting"] != "loglikelihood"}
+    assert styles == {"cot", "paper"}, styles
+    assert any("prompt style: paper" in p.read_text() for p in out.rglob("*.yaml"))

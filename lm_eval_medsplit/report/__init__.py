@@ -27,7 +27,7 @@ from lm_eval_medsplit.report.join import (
     normalise_models,
     rename_models,
 )
-from lm_eval_medsplit.report.read_common import InputError, ReadResult
+from lm_eval_medsplit.report.read_common import InputError, ReadResult, prompt_style_of
 from lm_eval_medsplit.report.readers import read_inputs
 from lm_eval_medsplit.report.sample_table import SampleTable, benchmark_order
 from lm_eval_medsplit.report.stats import DEFAULT_B, DEFAULT_SEED
@@ -78,8 +78,11 @@ def build_report(inputs: Iterable[str | Path], *, source: Any = None, revision: 
     data = Analyser(table, b=b, seed=seed).run()
     data.runs = joined.runs
     data.flagged = joined.flagged
-    data.notes = ([f"{p}: skipped: {why}" for p, why in read.skipped] + joined_notes + joined.notes
-                  + data.notes)
+    styled = [m for m in models if prompt_style_of(m) != "cot"]
+    style_notes = [f"runs in another prompt style than cot are separate models, never averaged with "
+                   f"cot runs: {', '.join(styled)}"] if styled else []
+    data.notes = ([f"{p}: skipped: {why}" for p, why in read.skipped] + joined_notes + style_notes
+                  + joined.notes + data.notes)
     data.provenance = _provenance(read, joined)
     data.settings["reference"] = joined.reference
     data.gallery = _gallery(joined, models, gallery_per_model)

@@ -47,7 +47,7 @@ from typing import Any
 
 from lm_eval_medsplit.registry import HUB_DATASET, find_benchmark
 from lm_eval_medsplit.report.analysis import ReportData
-from lm_eval_medsplit.report.read_common import LOGLIKELIHOOD
+from lm_eval_medsplit.report.read_common import LOGLIKELIHOOD, prompt_style_of
 from lm_eval_medsplit.report.sample_table import CLEAN
 
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
@@ -203,10 +203,10 @@ def _metrics(vals: dict[str, Any], flt: str) -> dict[str, Any]:
 
 
 def _meta_for(d: ReportData, bench: str, subset: str | None, condition: str, setting: str,
-              repeats: int) -> dict[str, Any]:
+              repeats: int, style: str = "cot") -> dict[str, Any]:
     prov = dict(d.provenance.get(bench) or {})
     return {"benchmark": bench, "subset": subset or "all", "setting": setting,
-            "prompt_style": "mc" if setting == LOGLIKELIHOOD else "cot",
+            "prompt_style": "mc" if setting == LOGLIKELIHOOD else style,
             "adversarial": None if condition == CLEAN else condition,
             "repeats": repeats, "dataset": HUB_DATASET, **prov}
 
@@ -257,7 +257,7 @@ def lm_eval_results(d: ReportData, model: str, *, reference: dict[str, Any] | No
             + ([{"metric": "parsed", "aggregation": "mean", "higher_is_better": True}]
                if setting == GENERATIVE else []),
             "metadata": {"version": 1.0, "medsplit": _meta_for(d, r["benchmark"], r["subset"], cond, setting,
-                                                               repeats.get(task, 1))},
+                                                               repeats.get(task, 1), prompt_style_of(model))},
         }
         sfx = _suffix(cond, setting)
         for g in (f"medsplit_{r['benchmark']}{sfx}", f"medsplit_{r['subset']}{sfx}"):
@@ -381,9 +381,10 @@ def write_lm_eval_results(d: ReportData, out_dir: Path, *, reference: dict[str, 
 
 
 def _notes(d: ReportData, bench: str, subset: str, condition: str, setting: str,
-           revision: str | None) -> str:
+           revision: str | None, style: str = "cot") -> str:
     prov = d.provenance.get(bench) or {}
     parts = [f"setting: {'log-likelihood over the option letters' if setting == LOGLIKELIHOOD else 'generative chain of thought'}",
+             *([f"prompt style: {style}"] if setting != LOGLIKELIHOOD else []),
              f"subset: {subset}",
              f"adversarial trace mode: {condition}" if condition != CLEAN else "clean (no adversarial trace)"]
     if revision and not _SHA_RE.match(str(revision)):
@@ -420,7 +421,8 @@ def hf_eval_results(d: ReportData, model: str, *, reference: dict[str, Any] | No
         cond = r["condition"]
         e = EvalResultEntry(dataset_id=HUB_DATASET, task_id=task_id, value=round(100 * r["accuracy"], 2),
                             dataset_revision=rev if isinstance(rev, str) and _SHA_RE.match(rev) else None,
-                            date=date, notes=_notes(d, r["benchmark"], r["subset"], cond, setting, rev))
+                            date=date, notes=_notes(d, r["benchmark"], r["subset"], cond, setting, rev,
+                                         prompt_style_of(model)))
         fname = "medsplit.yaml" if cond == CLEAN else f"medsplit_adversarial_{safe_name(cond)}.yaml"
         files.setdefault(fname, []).append(e)
     return files

@@ -27,6 +27,8 @@ _RESULTS_RE = re.compile(r"^results_(?P<date>.+)\.json$")
 _OUTCOMES = ("correct", "incorrect", "unparsed")
 #: Method of log-likelihood (``_mc``) samples; their model is reported as ``"<model> (loglikelihood)"``.
 LOGLIKELIHOOD = "loglikelihood"
+#: Prompt styles other than the default ``cot`` (:data:`lm_eval_medsplit.prompts.STYLES`).
+OTHER_STYLES = ("direct", "paper")
 
 
 class InputError(ValueError):
@@ -209,10 +211,25 @@ def _first_text(x: Any) -> str | None:
     return x if isinstance(x, str) else None
 
 
+def styled_model(model: str, style: Any) -> str:
+    """The model name of a run in prompt style ``style``: unchanged for the default ``cot``
+    (and for log-likelihood scoring, which has no style), ``"M (paper)"`` / ``"M (direct)"``
+    otherwise, so runs made with different prompts are never averaged into one row."""
+    return f"{model} ({style})" if style in OTHER_STYLES else model
+
+
+def prompt_style_of(model: str) -> str:
+    """The prompt style a row's model name says it was run in (see :func:`styled_model`)."""
+    return next((s for s in OTHER_STYLES if model.endswith(f" ({s})")), "cot")
+
+
 def _row(meta: Mapping[str, Any], *, model: str, harness: str, task: str,
          fields: Mapping[str, Any], output: str | None, keep_outputs: str,
-         prov: Mapping[str, Any] | None, repeat: int | None = None) -> SampleRow:
-    """One :class:`SampleRow`; a ``ValueError`` names the field that is unusable."""
+         prov: Mapping[str, Any] | None, repeat: int | None = None,
+         style: Any = None) -> SampleRow:
+    """One :class:`SampleRow` (its model named after the run's prompt style, see
+    :func:`styled_model`); a ``ValueError`` names the field that is unusable."""
+    model = styled_model(model, style)
     adv = meta.get("adversarial") or None
     ti = meta.get("trace_index")
     prob = meta.get("reasoning_prob")

@@ -197,7 +197,8 @@ def read_inspect_log(path: str | Path, *, allow_partial: bool = False,
         try:
             run.rows.append(_row(meta, model=model, harness=INSPECT, task=spec.task, fields=fields,
                                  output=None, keep_outputs="none", prov=rows_prov,
-                                 repeat=(s.epoch - 1) if epochs > 1 and s.epoch else None))
+                                 repeat=(s.epoch - 1) if epochs > 1 and s.epoch else None,
+                                 style=(s.metadata or {}).get("style")))
         except (TypeError, ValueError) as e:
             raise InputError(path, f"sample {s.id!r}: bad sample metadata ({e})") from None
         if b not in prov and rows_prov.get("content_hash"):

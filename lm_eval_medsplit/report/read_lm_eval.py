@@ -172,6 +172,7 @@ def _read_lm_eval_samples(sfile: Path, task: str, model: str, task_prov: dict[st
                 raise InputError(sfile, f"line {first_without}: the doc has no medsplit sample "
                                         f"metadata (id, benchmark, record_hash) unlike line {i}")
             seen_meta = True
+            doc_style = doc.get("style") if isinstance(doc, Mapping) else None
             flt = s.get("filter")
             if not isinstance(flt, (str, type(None))):
                 raise InputError(sfile, f"line {i}: field 'filter' is a JSON {type(flt).__name__}")
@@ -195,7 +196,7 @@ def _read_lm_eval_samples(sfile: Path, task: str, model: str, task_prov: dict[st
                         by_filter.setdefault(flt, []).append(
                             _row(meta, model=f"{model} ({LOGLIKELIHOOD})" if ll else model, harness=LM_EVAL, task=task, fields=f,
                                  output=texts[j] if j < len(texts) else None, keep_outputs=keep_outputs,
-                                 prov=prov, repeat=j))
+                                 prov=prov, repeat=j, style=doc_style))
                 except (TypeError, ValueError) as e:
                     raise InputError(sfile, f"line {i}: bad sample metadata ({e})") from None
                 continue
@@ -223,7 +224,8 @@ def _read_lm_eval_samples(sfile: Path, task: str, model: str, task_prov: dict[st
             try:
                 by_filter.setdefault(flt, []).append(
                     _row(meta, model=row_model, harness=LM_EVAL, task=task, fields=fields,
-                         output=output, keep_outputs=keep_outputs, prov=prov))
+                         output=output, keep_outputs=keep_outputs, prov=prov,
+                         style=None if row_model != model else doc_style))
             except (TypeError, ValueError) as e:
                 raise InputError(sfile, f"line {i}: bad sample metadata ({e})") from None
     if not by_filter:
