@@ -27,17 +27,17 @@ from lm_eval_medsplit.adversarial import (
     wrong_letter,
     wrong_letters,
 )
-from lm_eval_medsplit.adversarial_models import (
+from lm_eval_medsplit.cli import main
+from lm_eval_medsplit.prompts import trace_generation_messages
+from lm_eval_medsplit.schema import MCQRecord
+from lm_eval_medsplit.sources import load_jsonl_records, write_jsonl
+from lm_eval_medsplit.trace_generation import (
     META_KEY,
     EndpointGenerator,
     GenerationError,
     chat_completions_url,
     generate_traces,
 )
-from lm_eval_medsplit.cli import main
-from lm_eval_medsplit.prompts import trace_generation_messages
-from lm_eval_medsplit.schema import MCQRecord
-from lm_eval_medsplit.sources import load_jsonl_records, write_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -575,7 +575,7 @@ def test_cli_check_reads_a_build_directory(ten, tmp_path, capsys):
 
 
 def test_transformers_generator_accounts_for_rejections(tiny_model, medqa, tmp_path):
-    from lm_eval_medsplit.adversarial_models import TransformersGenerator
+    from lm_eval_medsplit.trace_generation import TransformersGenerator
 
     gen = TransformersGenerator(str(tiny_model), batch_size=4, max_new_tokens=6, temperature=0.0)
     assert gen.source == f"model:{tiny_model}"

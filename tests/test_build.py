@@ -284,7 +284,7 @@ def test_cli_build_table_and_json(labelled_dir, tmp_path, capsys):
 def test_build_with_endpoint_traces_resumes_and_is_deterministic(raw_source, tmp_path):
     from test_adversarial import CannedEndpoint
 
-    from lm_eval_medsplit.adversarial_models import EndpointGenerator
+    from lm_eval_medsplit.trace_generation import EndpointGenerator
 
     recs = copy.deepcopy(raw_source.load("medqa")[0][:8])
     for r in recs:

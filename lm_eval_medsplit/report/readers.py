@@ -1,21 +1,10 @@
 """Read lm-eval output directories and Inspect logs into :class:`SampleRow` objects.
 
-lm-eval (``lm_eval ... --output_path OUT --log_samples``) writes, per model,
-``OUT/<model_sanitized>/results_<date>.json`` and one
-``samples_<task>_<date>.jsonl`` per task with the same ``<date>``. Each logged sample's
-``doc`` carries :func:`lm_eval_medsplit.samples.sample_metadata` (flat, or nested under a
-key) and the scoring core's ``pred`` / ``method`` / ``outcome`` are logged per sample
-(top level, or inside the doc); where they are absent the report re-scores the logged
-response with :func:`lm_eval_medsplit.scoring.score` (and says so). Run provenance
-(source, revision, eval-set content hash) is read from ``configs[task]["metadata"]``.
-
-Inspect (``inspect eval lm_eval_medsplit/...``) writes ``.eval`` logs; each sample's
-``metadata`` carries the same contract, its score's metadata the scoring fields, and
-the task metadata (``eval.metadata``) the provenance.
-
-Every problem is an :class:`InputError` naming the file (and line); a file or task that
-is not a medsplit run is listed in :attr:`ReadResult.skipped` with the reason, never
-dropped silently.
+Accepts: paths given to ``medsplit report`` -- lm-eval ``--output_path`` directories or
+``results_<date>.json`` files (:mod:`.read_lm_eval`), Inspect ``.eval`` logs or log
+directories (:mod:`.read_inspect`). Guarantees: every problem is an :class:`InputError`
+naming the file (and line); a file or task that is not a medsplit run is listed in
+:attr:`ReadResult.skipped` with the reason, never dropped silently.
 
 This module finds the inputs and reads them (in parallel for large inputs); the readers
 themselves are :mod:`.read_lm_eval` and :mod:`.read_inspect`, on the shared helpers of
