@@ -180,25 +180,14 @@ def check_source_before_model(metadata) -> None:
     if not tasks or "medsplit" not in tasks:
         return
     check_budget_before_model()
-    meta = metadata if isinstance(metadata, dict) else {}
     try:
-        from lm_eval_medsplit.sources import (
-            SourceError,
-            check_hub_reachable,
-            resolve_source,
-            source_error_message,
-        )
+        from lm_eval_medsplit.lm_eval_tasks import MedsplitTaskError, source_from_metadata
     except ImportError:
         return
-    value = meta.get("source") or os.environ.get("MEDSPLIT_SOURCE") or "hub"
     try:
-        src = resolve_source(str(value), revision=meta.get("revision"),
-                             pubmedqa_split=meta.get("pubmedqa_split"))
-        if src.kind == "hub":
-            check_hub_reachable(src.location, src.revision)
-    except SourceError as e:
-        print(f"lm_eval: medsplit source (--metadata '{{\"source\": ...}}' or MEDSPLIT_SOURCE): "
-              f"{source_error_message(e, 'lm-eval')}", file=sys.stderr)
+        source_from_metadata(metadata, check_hub=True)
+    except MedsplitTaskError as e:
+        print(f"lm_eval: {e}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

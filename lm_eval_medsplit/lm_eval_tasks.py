@@ -202,14 +202,26 @@ class _Prepared:
 _PREPARED: dict[tuple, _Prepared] = {}
 
 
-def _source_from_metadata(metadata: dict[str, Any] | None):
-    from lm_eval_medsplit.sources import SourceError, resolve_source, source_error_message
+def source_from_metadata(metadata: dict[str, Any] | None, *, check_hub: bool = False):
+    """The source chosen by ``--metadata '{"source": ...}'`` (with ``revision``,
+    ``pubmedqa_split``), else ``MEDSPLIT_SOURCE``, else the hub; ``check_hub``: also fail
+    now when that is the hub and it cannot be reached. Errors are :class:`MedsplitTaskError`
+    in lm-eval's syntax (also what the ``lm_eval`` command's early check prints)."""
+    from lm_eval_medsplit.sources import (
+        SourceError,
+        check_hub_reachable,
+        resolve_source,
+        source_error_message,
+    )
 
     meta = metadata if isinstance(metadata, dict) else {}
     value = meta.get(METADATA_SOURCE) or os.environ.get("MEDSPLIT_SOURCE") or "hub"
     try:
-        return resolve_source(str(value), revision=meta.get(METADATA_REVISION),
-                              pubmedqa_split=meta.get(METADATA_PUBMEDQA_SPLIT))
+        src = resolve_source(str(value), revision=meta.get(METADATA_REVISION),
+                             pubmedqa_split=meta.get(METADATA_PUBMEDQA_SPLIT))
+        if check_hub and src.kind == "hub":
+            check_hub_reachable(src.location, src.revision)
+        return src
     except SourceError as e:
         raise MedsplitTaskError(f"medsplit source (--metadata '{{\"source\": ...}}' or "
                                 f"MEDSPLIT_SOURCE): {source_error_message(e, 'lm-eval')}") from None
@@ -283,7 +295,7 @@ def load_task_docs(benchmark: str, subset: str, mode: str,
     b = registry.find_benchmark(benchmark)
     name = b.name if b else benchmark
     style = "mc" if mode == "mc" else style_from_metadata(metadata)
-    prep = _prepared(_source_from_metadata(metadata), name, _strict_from_metadata(metadata))
+    prep = _prepared(source_from_metadata(metadata), name, _strict_from_metadata(metadata))
     if (subset, mode, style) in prep.docs:
         return prep.docs[(subset, mode, style)]
     records, subset_hash = prep.subset(subset)
