@@ -30,6 +30,8 @@ from __future__ import annotations
 from inspect_ai import Task, task
 from inspect_ai.model import GenerateConfig
 
+from lm_eval_medsplit.dataset import flag_value
+
 from .dataset import medsplit_dataset
 from .scorer import medsplit_scorer
 from .solver import medsplit_prompt
@@ -45,12 +47,6 @@ def _mode(value: str | None) -> str | None:
     if value is None or str(value).strip().lower() in ("", "none", "clean", "false"):
         return None
     return str(value).strip().lower()
-
-
-def _bool(value: bool | str | None) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
 
 
 def _say_first(message: str) -> None:
@@ -78,7 +74,7 @@ def _build(*, benchmarks, subset, style, adversarial_mode, trace, source, revisi
                               trace=trace, source=None if source is None else str(source),
                               revision=revision,
                               shuffle_seed=None if shuffle_seed is None else int(shuffle_seed),
-                              strict=_bool(strict))
+                              strict=flag_value(strict))
     except HubUnavailableError as e:  # said in Inspect's syntax: -T source=DIR
         _say_first(str(e.for_tool("inspect")))
         raise e.for_tool("inspect") from None
@@ -87,7 +83,7 @@ def _build(*, benchmarks, subset, style, adversarial_mode, trace, source, revisi
         raise
     return Task(
         dataset=ds.dataset,
-        solver=medsplit_prompt(dataset_key=ds.key, force_prefill=_bool(force_prefill)),
+        solver=medsplit_prompt(dataset_key=ds.key, force_prefill=flag_value(force_prefill)),
         scorer=medsplit_scorer(),
         config=GenerateConfig(max_tokens=MAX_TOKENS),
         metadata=ds.metadata,

@@ -27,6 +27,17 @@ from lm_eval_medsplit.sources import Source, resolve_source, write_jsonl
 SUBSETS = ("reasoning", "knowledge", "all")
 ENV_CACHE = "MEDSPLIT_CACHE"
 _log = logging.getLogger("lm_eval_medsplit")
+#: Strings an adapter's boolean parameter reads as true (``--metadata '{"strict": "yes"}'``,
+#: ``-T strict=on``); any other string is false.
+TRUE_STRINGS = ("1", "true", "yes", "on")
+
+
+def flag_value(value: Any) -> bool:
+    """An adapter's boolean parameter (``strict``, ``force_prefill``) as given: a bool or
+    number as is, a string true when it is one of :data:`TRUE_STRINGS` (any case)."""
+    if isinstance(value, str):
+        return value.strip().lower() in TRUE_STRINGS
+    return bool(value)
 
 
 def skipped_rows_message(report: LoadReport, strict_hint: str | None = None) -> str | None:

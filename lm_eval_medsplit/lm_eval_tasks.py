@@ -228,8 +228,9 @@ def source_from_metadata(metadata: dict[str, Any] | None, *, check_hub: bool = F
 
 
 def _strict_from_metadata(metadata: dict[str, Any] | None) -> bool:
-    v = (metadata if isinstance(metadata, dict) else {}).get(METADATA_STRICT, False)
-    return v.strip().lower() in ("1", "true", "yes") if isinstance(v, str) else bool(v)
+    from lm_eval_medsplit.dataset import flag_value
+
+    return flag_value((metadata if isinstance(metadata, dict) else {}).get(METADATA_STRICT, False))
 
 
 def _prepared(src, benchmark: str, strict: bool = False) -> _Prepared:
