@@ -32,8 +32,8 @@ import re
 from dataclasses import dataclass
 
 from lm_eval_medsplit.schema import MCQRecord
+from lm_eval_medsplit.scoring.results import STYLES  # the styles the scoring core reads
 
-STYLES = ("cot", "direct", "paper")
 DEFAULT_STYLE = "cot"
 ADVERSARIAL_MODES = ("prefill", "reconsider")
 
