@@ -412,10 +412,6 @@ def all_texts(resps) -> list[str]:
     return [resps if isinstance(resps, str) else ""]
 
 
-def first_text(resps) -> str:
-    return all_texts(resps)[0]
-
-
 #: Doc key set by :meth:`MedsplitTask.construct_requests` when the prompt opened ``<think>``.
 THINK_OPENED = "think_opened_by_prompt"
 _THINK_TAIL = 400  # the generation prompt: how much of the end of a rendered prompt is looked at
@@ -435,10 +431,6 @@ def score_fields_of(text: str, doc: dict[str, Any], *, fuzzy: bool = True) -> di
     """:func:`lm_eval_medsplit.samples.score_fields` of one generation, plus its style."""
     return {**score_fields(score_doc(text, doc, fuzzy=fuzzy)),
             "style": doc.get("style") or DEFAULT_STYLE}
-
-
-def score_json(text: str, doc: dict[str, Any], *, fuzzy: bool = True) -> str:
-    return json.dumps(score_fields_of(text, doc, fuzzy=fuzzy), sort_keys=True)
 
 
 def _outcomes(result: Any, doc: dict[str, Any]) -> list[tuple[bool, bool]]:
@@ -478,5 +470,5 @@ __all__ = [
     "MODES", "SUBSETS", "FILTER_NAME", "DEFAULT_MAX_GEN_TOKS", "MedsplitTask", "MedsplitTaskError",
     "ScoreFilter", "DocList", "record_doc", "record_fields", "doc_record", "doc_to_text", "doc_to_text_mc",
     "load_task_docs", "process_results", "trace_mean", "task_name", "task_yaml_dir",
-    "score_json", "Answer", "INVALID", "SCORES_KEY", "SCORE_KEY", "style_from_metadata",
+    "Answer", "INVALID", "SCORES_KEY", "SCORE_KEY", "style_from_metadata",
 ]
