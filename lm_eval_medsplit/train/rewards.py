@@ -18,13 +18,13 @@ can be named by dotted path, e.g. with TRL's own command line::
 - :data:`format_reward`: 1 for ``<think>reasoning</think>`` followed by the final-answer line
   (``Answer: X``) as the last line, else 0. The ``<think>`` may be opened by the prompt (an
   adversarial prefill, or a chat template that ends its generation prompt with ``<think>``).
+- the overlong penalty is TRL's own ``get_soft_overlong_punishment`` (see
+  :func:`make_reward_funcs`).
 
 Both read the prompt style of each row from its ``style`` column (written by
 :func:`lm_eval_medsplit.train.rows.build_rows`; default ``cot``): in the ``paper`` style the
 accuracy reward scores with ``scoring.score(..., style="paper")`` and the format reward
 wants ``\\boxed{...}`` on the last line instead of ``Answer: X``.
-- the overlong penalty is TRL's own ``get_soft_overlong_punishment`` (see
-  :func:`make_reward_funcs`).
 """
 
 from __future__ import annotations
@@ -219,7 +219,9 @@ def _prompt_opens_think(prompt: Any) -> bool:
 class FormatReward:
     """1.0 when a completion is ``<think>reasoning</think>`` then text whose last non-empty
     line is the final-answer line ``Answer: X`` (X one of the row's letters when the
-    ``options`` column is given), else 0.0. The opening tag may come from the prompt."""
+    ``options`` column is given; in a row of the ``paper`` style, a non-empty
+    ``\\boxed{...}`` on that line instead), else 0.0. The opening tag may come from the
+    prompt."""
 
     __name__ = "format_reward"
 
