@@ -170,14 +170,19 @@ def cmd_tasks(args) -> int:
         print(f"wrote {len(written)} task YAMLs to {args.write} (lm_eval --include_path "
               f"{args.write})", file=sys.stderr)
     else:
-        from lm_eval_medsplit import registry
-
-        own = [b for b in src.benchmarks() if registry.find_benchmark(b) is None]
+        own = own_benchmarks(src)
         if own:
             print(f"note: {', '.join(own)} not in the registry: its tasks exist once written "
                   f"with --write DIR and read with lm_eval --include_path DIR", file=sys.stderr)
     print(",".join(names))
     return 0
+
+
+def own_benchmarks(src) -> list[str]:
+    """The benchmarks of ``src`` outside the registry (they have no packaged tasks)."""
+    from lm_eval_medsplit import registry
+
+    return [b for b in src.benchmarks() if registry.find_benchmark(b) is None]
 
 
 #: Packaged task whose YAML is the template for a user benchmark's task (same body).
@@ -214,11 +219,10 @@ def user_task_yaml(benchmark: str, subset: str, mode: str, source: str) -> str:
 def write_task_yamls(src, out_dir: Path, modes, subsets, *, typed: str | None = None) -> list[Path]:
     """Task YAMLs for every benchmark of ``src`` that is not in the registry (the registry
     ones are packaged), written into ``out_dir``; returns the files written."""
-    from lm_eval_medsplit import registry
     from lm_eval_medsplit.cli import CLIError
     from lm_eval_medsplit.task_yaml import task_name
 
-    own = [b for b in src.benchmarks() if registry.find_benchmark(b) is None]
+    own = own_benchmarks(src)
     if not own:
         raise CLIError(f"--write: every benchmark of {typed or src.location} is in the registry "
                        f"and has packaged tasks; nothing to write")
