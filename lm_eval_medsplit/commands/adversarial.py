@@ -1,4 +1,12 @@
-"""``medsplit adversarial generate|check``: incorrect reasoning traces for any MCQ set."""
+"""``medsplit adversarial generate|check``: incorrect reasoning traces for any MCQ set.
+
+``generate`` accepts a canonical JSONL file, or ``--source``/``--benchmark``; bad rows fail
+the run with ``--strict`` and are otherwise skipped and counted on stderr; it writes
+``--out`` whole or not at all (model runs resume from ``OUT.partial``; see
+:mod:`lm_eval_medsplit.trace_generation.driver`). ``check`` accepts a JSONL file or a
+directory source, reads every trace with the scoring core
+(:func:`lm_eval_medsplit.adversarial.check_trace`) and exits 1 when one fails.
+"""
 
 from __future__ import annotations
 

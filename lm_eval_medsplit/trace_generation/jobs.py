@@ -5,7 +5,7 @@ Guarantees: :class:`TraceJob` gives the chat messages of
 :func:`lm_eval_medsplit.prompts.trace_generation_messages` and a sampling seed that is a
 pure function of (record content, ``k``, attempt); a :class:`TraceGenerator` answers one
 text or one exception per job, in order, and never raises for a single failed call.
-Standard library only.
+Imports the standard library and the record schema only (the prompt builder on first use).
 """
 
 from __future__ import annotations
