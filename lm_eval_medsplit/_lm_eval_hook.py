@@ -95,19 +95,17 @@ def patch(module) -> bool:
 
     @functools.wraps(init)
     def __init__(self, *args, **kwargs):
+        metadata = None
         try:
             bound = sig.bind(self, *args, **kwargs)
             bound.apply_defaults()
             args_ = bound.arguments
+            metadata = args_.get("metadata")
             args_["include_path"] = augment_include_path(
                 args_.get("include_path"), bool(args_.get("include_defaults", True)))
             args, kwargs = bound.args[1:], bound.kwargs
         except Exception:  # never let registration break lm-eval
             pass
-        try:
-            metadata = sig.bind(self, *args, **kwargs).arguments.get("metadata")
-        except TypeError:
-            metadata = None
         check_source_before_model(metadata)
         init(self, *args, **kwargs)
 
