@@ -118,6 +118,7 @@ def register(sub) -> None:
 
 
 def _load_input(args):
+    from lm_eval_medsplit.dataset import skipped_rows_message
     from lm_eval_medsplit.errors import CLIError
     from lm_eval_medsplit.schema import RecordValidationError
     from lm_eval_medsplit.sources import SourceError, load_jsonl_records
@@ -138,10 +139,9 @@ def _load_input(args):
         raise CLIError(f"invalid input (--strict): {e}") from None
     except (SourceError, KeyError) as e:
         raise CLIError(str(e)) from None
-    if rep.n_skipped:
-        reasons = "; ".join(f"{k} x{v}" for k, v in rep.skip_reasons().most_common())
-        print(f"skipped {rep.n_skipped} invalid row(s) of {rep.source} ({reasons}); the first: "
-              f"{rep.skipped[0]}", file=sys.stderr)
+    skipped = skipped_rows_message(rep, "--strict")
+    if skipped:
+        print(skipped, file=sys.stderr)
     if not args.strict:  # rows that are valid records but cannot get traces (e.g. no gold letter)
         from lm_eval_medsplit.adversarial import trace_input_problems
 
