@@ -22,8 +22,9 @@ Pipeline (:func:`prepare_training_data`):
    form of :func:`lm_eval_medsplit.prompts.build_prompt`, so the policy continues an
    incorrect trace and must backtrack to the gold answer.
 6. **Render** SFT prompt/completion rows or GRPO prompt rows. Every row carries
-   :func:`lm_eval_medsplit.samples.sample_metadata` plus the gold letter (``answer_idx``) and
-   the option texts (``options``), which GRPO passes to the reward functions as kwargs.
+   :func:`lm_eval_medsplit.samples.sample_metadata` plus the gold letter (``answer_idx``),
+   the option texts (``options``) and the prompt ``style``, which GRPO passes to the reward
+   functions as kwargs.
 
 The steps live in one module each, re-exported here: :mod:`.arguments` (settings and
 :class:`TrainDataError`), :mod:`.loading` (1, 2), :mod:`.decontamination` (3),
