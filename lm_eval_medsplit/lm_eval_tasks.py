@@ -310,7 +310,8 @@ def load_task_docs(benchmark: str, subset: str, mode: str,
     else:
         docs = [record_doc(r, fields=fields(r)) for r in records]
     if mode != "mc":
-        docs = [{**d, "style": style} for d in docs]
+        for d in docs:  # fresh dicts from record_doc: set in place, no second copy
+            d["style"] = style
     prov = {
         **prep.provenance,
         "harness": "lm-eval",
