@@ -32,7 +32,8 @@ import re
 from dataclasses import dataclass
 
 from lm_eval_medsplit.schema import MCQRecord
-from lm_eval_medsplit.scoring.results import STYLES  # the styles the scoring core reads
+from lm_eval_medsplit.scoring.results import STYLES  # noqa: F401 - re-exported: the scoring core's styles
+from lm_eval_medsplit.scoring.results import check_style as _check_style
 
 DEFAULT_STYLE = "cot"
 ADVERSARIAL_MODES = ("prefill", "reconsider")
@@ -62,9 +63,7 @@ SYSTEM_PROMPT = None  # no system prompt by default; adapters may pass one
 
 
 def check_style(style: str) -> str:
-    if style not in STYLES:
-        raise ValueError(f"unknown prompt style {style!r}; choose one of {', '.join(STYLES)}")
-    return style
+    return _check_style(style, "prompt")
 
 
 def format_options(record: MCQRecord) -> str:

@@ -70,6 +70,7 @@ from .results import (
     Extraction,
     Outcome,
     Score,
+    check_style,
 )
 from .tags import _ANSWER_TAG, _BOXED, _from_tags, _paper_box
 from .text import (
@@ -95,12 +96,6 @@ __all__ = [
 # --------------------------------------------------------------------------- API
 
 
-def _check_style(style: str) -> str:
-    if style not in STYLES:
-        raise ValueError(f"unknown scoring style {style!r}; choose one of {', '.join(STYLES)}")
-    return style
-
-
 def extract_answer(text: str | None, options: Any, *, fuzzy: bool = True,
                    style: str = "cot") -> Extraction:
     """Read the final answer letter of ``text`` for a record with ``options``.
@@ -116,7 +111,7 @@ def extract_answer(text: str | None, options: Any, *, fuzzy: bool = True,
     ``\\boxed{...}`` holding the letter, ``X. text`` or an option's text as the authors'
     pipeline does (method ``boxed``), then reads like ``"cot"``.
     """
-    _check_style(style)
+    check_style(style)
     opts = _as_options(options)
     text = _coerce_text(text)
     if not text or not opts.letters:
@@ -197,7 +192,7 @@ def score(text: str | None, options: Any, gold: str | None, *, fuzzy: bool = Tru
     outside the options raises :class:`ValueError`, since neither can be scored (use
     :func:`extract_answer` to read unlabelled outputs).
     """
-    _check_style(style)
+    check_style(style)
     opts = _as_options(options)
     if gold is None:
         raise ValueError("gold is None: an unlabelled record cannot be scored; "

@@ -1,8 +1,8 @@
 """Result types and method names of the scoring core.
 
 Accepts nothing; defines :class:`Extraction`, :class:`Score`, :class:`Outcome`, the method
-names (:data:`METHODS`, in priority order) and the scoring styles. Imports only the standard
-library.
+names (:data:`METHODS`, in priority order) and the styles (:data:`STYLES`, checked by
+:func:`check_style`; the prompt builder uses the same). Imports only the standard library.
 """
 
 from __future__ import annotations
@@ -37,6 +37,14 @@ METHODS = MATCH_METHODS + UNPARSED_METHODS
 #: first matches the content of ``\\boxed{...}`` the way the BioMed-R1 authors' pipeline
 #: does (the letter, ``X. text`` or the option text itself), then reads like ``cot``.
 STYLES = ("cot", "direct", "paper")
+
+
+def check_style(style: str, kind: str = "scoring") -> str:
+    """``style`` when it is one of :data:`STYLES`, else ``ValueError`` naming the ``kind``
+    of style (``scoring`` here, ``prompt`` for :func:`lm_eval_medsplit.prompts.check_style`)."""
+    if style not in STYLES:
+        raise ValueError(f"unknown {kind} style {style!r}; choose one of {', '.join(STYLES)}")
+    return style
 
 #: Fuzzy matching: a sentence must score at least this (0-100) against an option text,
 #: and beat every other option by more than the tie margin.
