@@ -103,6 +103,12 @@ def select(records: list[MCQRecord], subset: str) -> list[MCQRecord]:
 _MEMO: dict[tuple, EvalSet] = {}
 
 
+def source_key(src: Source) -> tuple:
+    """What identifies a resolved source in the per-process caches (kind, location,
+    revision, options)."""
+    return (src.kind, src.location, src.revision, tuple(sorted(src.options.items())))
+
+
 def cache_dir() -> Path:
     """``$MEDSPLIT_CACHE`` when set, else platformdirs' user cache folder (honours
     ``XDG_CACHE_HOME`` on Linux)."""
@@ -128,8 +134,7 @@ def load_eval_records(benchmark: str, source: str | Source | None = None, *,
     provenance and logged once as a warning (``strict_hint`` says how to turn strict on in
     the caller's tool)."""
     src = resolve_source(source, revision=revision)
-    key = (src.kind, src.location, src.revision, tuple(sorted(src.options.items())),
-           benchmark, label, traces, strict)
+    key = (*source_key(src), benchmark, label, traces, strict)
     if key not in _MEMO:
         _MEMO[key] = _load(src, benchmark, label=label, traces=traces, strict=strict)
         msg = skipped_rows_message(_MEMO[key].report, strict_hint)

@@ -234,11 +234,11 @@ def _strict_from_metadata(metadata: dict[str, Any] | None) -> bool:
 
 
 def _prepared(src, benchmark: str, strict: bool = False) -> _Prepared:
-    from lm_eval_medsplit.dataset import load_eval_records
+    from lm_eval_medsplit.dataset import load_eval_records, source_key
     from lm_eval_medsplit.schema import RecordValidationError
     from lm_eval_medsplit.sources import SourceError, source_error_message
 
-    key = (src.kind, src.location, src.revision, tuple(sorted(src.options.items())), benchmark, strict)
+    key = (*source_key(src), benchmark, strict)
     if key not in _PREPARED:
         if src.kind in ("hub_dir", "raw_dir") and benchmark not in src.benchmarks():
             raise MedsplitTaskError(
