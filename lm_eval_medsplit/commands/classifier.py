@@ -382,11 +382,12 @@ def cmd_evaluate(args) -> int:
         print(f"warning: {overlap} of these {len(records)} questions were in the classifier's "
               f"training set; these figures are not held-out", file=sys.stderr)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"classifier": ident, "labels": str(args.labels),
-                                         "split": str(args.split) if args.split else None,
-                                         "part": args.part if args.split else None,
-                                         "train_overlap": overlap, **res}, indent=1))
+        from lm_eval_medsplit.fileio import write_text
+
+        write_text(args.json, json.dumps({"classifier": ident, "labels": str(args.labels),
+                                          "split": str(args.split) if args.split else None,
+                                          "part": args.part if args.split else None,
+                                          "train_overlap": overlap, **res}, indent=1))
     return 0
 
 
