@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from lm_eval_medsplit.fileio import atomic_path
+from lm_eval_medsplit.fileio import write_bytes
 
 MODEL_NAME = "medsplit-embedded-tfidf-lr"
 FORMAT_VERSION = 2
@@ -115,8 +115,7 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> bytes:
             info.external_attr = 0o644 << 16
             zf.writestr(info, entry.getvalue(), compresslevel=9)
     data = buf.getvalue()
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+    write_bytes(path, data)
     return data
 
 

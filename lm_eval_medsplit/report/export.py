@@ -2,7 +2,8 @@
 Face ``.eval_results`` YAML and ``model-index`` blocks per model.
 
 Accepts :class:`ReportData`; guarantees every file lands inside the chosen folder
-(names taken from the logs go through :func:`safe_name` and :func:`inside`), CSV cells
+(names taken from the logs go through :func:`safe_name` and :func:`inside`) and is
+written whole or not at all (:mod:`lm_eval_medsplit.fileio`), CSV cells
 that a spreadsheet would run as a formula are neutralised, and each export is shaped for
 its consumer (tests feed them to ``huggingface_hub`` and ``lm_eval``).
 
@@ -45,6 +46,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from lm_eval_medsplit.fileio import atomic_path, write_text
 from lm_eval_medsplit.registry import HUB_DATASET, find_benchmark
 from lm_eval_medsplit.report.analysis import ReportData
 from lm_eval_medsplit.report.read_common import LOGLIKELIHOOD, prompt_style_of
@@ -128,8 +130,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
         for k in r:
             if k not in cols:
                 cols.append(k)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
         for r in rows:
@@ -139,10 +140,8 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
 
 def write_tables(d: ReportData, out_dir: Path) -> list[Path]:
     """``report.json`` (every table) and one CSV per table."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "report.json"]
-    paths[0].write_text(json.dumps(d.as_dict(), indent=1, ensure_ascii=False, sort_keys=False),
-                        encoding="utf-8")
+    write_text(paths[0], json.dumps(d.as_dict(), indent=1, ensure_ascii=False, sort_keys=False))
     for name in d.TABLES:
         rows = getattr(d, name)
         if rows:
@@ -363,16 +362,15 @@ def write_lm_eval_results(d: ReportData, out_dir: Path, *, reference: dict[str, 
         if not doc["results"]:
             continue
         folder = inside(out_dir, out_dir / dirs[m])
-        folder.mkdir(parents=True, exist_ok=True)
         if rows is not None:
             lines = _sample_lines(rows, m)
             for task, ls in sorted(lines.items()):
                 doc["n-samples"][task] = {"original": len(ls), "effective": len(ls)}
                 sp = inside(out_dir, folder / f"samples_{task}_medsplit.jsonl")
-                sp.write_text("\n".join(ls) + "\n", encoding="utf-8")
+                write_text(sp, "\n".join(ls) + "\n")
                 paths.append(sp)
         p = inside(out_dir, folder / RESULTS_NAME)
-        p.write_text(json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_text(p, json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
         paths.append(p)
     return paths
 
@@ -458,13 +456,11 @@ def write_hf_eval_results(d: ReportData, out_dir: Path, *, reference: dict[str, 
         files = hf_eval_results(d, m, reference=reference, date=date)
         for fname, entries in files.items():
             p = inside(out_dir, out_dir / dirs[m] / ".eval_results" / fname)
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(yaml.safe_dump(eval_result_entries_to_yaml(entries), sort_keys=False, allow_unicode=True),
-                         encoding="utf-8")
+            write_text(p, yaml.safe_dump(eval_result_entries_to_yaml(entries), sort_keys=False, allow_unicode=True))
             paths.append(p)
         if files:
             p = inside(out_dir, out_dir / dirs[m] / "model_index.yaml")
-            p.write_text(yaml.safe_dump(model_index(d, m, reference=reference), sort_keys=False,
-                                        allow_unicode=True), encoding="utf-8")
+            write_text(p, yaml.safe_dump(model_index(d, m, reference=reference), sort_keys=False,
+                                         allow_unicode=True))
             paths.append(p)
     return paths
