@@ -48,7 +48,9 @@ from typing import Any
 
 from lm_eval_medsplit.fileio import atomic_path, write_text
 from lm_eval_medsplit.registry import HUB_DATASET, find_benchmark
+from lm_eval_medsplit.report import stats
 from lm_eval_medsplit.report.analysis import ReportData
+from lm_eval_medsplit.report.intervals import _r
 from lm_eval_medsplit.report.read_common import LOGLIKELIHOOD, prompt_style_of
 from lm_eval_medsplit.report.sample_table import CLEAN
 
@@ -68,9 +70,6 @@ def safe_name(name: str, max_len: int = 80) -> str:
     if len(s) > max_len:
         s = s[:max_len - 9].rstrip("._-") + "-" + hashlib.sha256(str(name).encode("utf-8", "replace")).hexdigest()[:8]
     return s or "model"
-
-
-sanitize = safe_name  # the earlier name
 
 
 def inside(root: Path, path: Path) -> Path:
@@ -184,10 +183,6 @@ def _pooled(cells: list[dict[str, Any]]) -> dict[str, float | None]:
             "parsed": round(sum(c["parse_rate"] * c["n"] for c in cells) / n, 6) if n else None}
 
 
-def _binom_se(p: float | None, n: int) -> float | None:
-    return None if p is None or n < 2 else round(math.sqrt(p * (1 - p) / (n - 1)), 6)
-
-
 def _metrics(vals: dict[str, Any], flt: str) -> dict[str, Any]:
     """``"<metric>,<filter>"`` keys; a missing standard error is lm-eval's ``"N/A"``,
     other missing values are left out (make_table formats every value it finds)."""
@@ -240,7 +235,7 @@ def lm_eval_results(d: ReportData, model: str, *, reference: dict[str, Any] | No
         vals = {"acc": r["accuracy"], "acc_stderr": r["stderr"],
                 "acc_ci_low": r["ci_low"], "acc_ci_high": r["ci_high"]}
         if setting == GENERATIVE:
-            vals.update({"parsed": r["parse_rate"], "parsed_stderr": _binom_se(r["parse_rate"], r["n"])})
+            vals.update({"parsed": r["parse_rate"], "parsed_stderr": _r(stats.binomial_stderr(r["parse_rate"], r["n"]))})
         results[task] = {"alias": task, **_metrics(vals, flt)}
         hib[task] = {"acc": True, "parsed": True, "acc_ci_low": True, "acc_ci_high": True}
         n_samples[task] = {"original": r["n"], "effective": r["n"]}
@@ -357,13 +352,17 @@ def write_lm_eval_results(d: ReportData, out_dir: Path, *, reference: dict[str, 
     paths = []
     models = base_models(d)
     dirs = model_dirs(models)
+    by_model: dict[str, list[Any]] = {}  # one pass over the rows, not one per model
+    for r in rows or ():
+        by_model.setdefault(split_setting(r.model)[0], []).append(r)
     for m in models:
-        doc = lm_eval_results(d, m, reference=reference, rows=rows)
+        mine = None if rows is None else by_model.get(m, [])
+        doc = lm_eval_results(d, m, reference=reference, rows=mine)
         if not doc["results"]:
             continue
         folder = inside(out_dir, out_dir / dirs[m])
-        if rows is not None:
-            lines = _sample_lines(rows, m)
+        if mine is not None:
+            lines = _sample_lines(mine, m)
             for task, ls in sorted(lines.items()):
                 doc["n-samples"][task] = {"original": len(ls), "effective": len(ls)}
                 sp = inside(out_dir, folder / f"samples_{task}_medsplit.jsonl")
