@@ -9,7 +9,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-STYLES = ("cot", "direct", "paper")  # lm_eval_medsplit.scoring.STYLES, without importing it here
+from lm_eval_medsplit.prompts import STYLES
+
 MISSING = "(missing)"
 
 EXAMPLE = """\
