@@ -228,16 +228,11 @@ def cmd_classify(args) -> int:
     if args.file is None and args.benchmark is None:
         raise CLIError("give an input JSONL file, or --benchmark B to label a benchmark of "
                        "--source S (default $MEDSPLIT_SOURCE or the hub)")
-    from lm_eval_medsplit.commands.common import report_skips
-    from lm_eval_medsplit.fileio import check_output_file, same_file
+    from lm_eval_medsplit.commands.common import check_io_files, report_skips
 
     progress = False if args.no_progress else None
-    check_output_file(args.out)
+    check_io_files(args.file, args.out, "the labels")
     if args.file is not None:
-        if not args.file.is_file():
-            raise CLIError(f"{args.file}: no such file" + (" (it is a directory)" if args.file.is_dir() else ""))
-        if args.out.exists() and same_file(args.out, args.file):
-            raise CLIError(f"--out {args.out} is the input file; write the labels elsewhere")
         rows, texts, problems = read_question_lines(args.file)
         if problems and (args.strict or not rows):
             shown = "\n".join(f"  - {p}" for p in problems[:20])

@@ -203,14 +203,10 @@ def _group_table(field_name: str, groups: dict, pct):
 
 def cmd_score(args) -> int:
     from lm_eval_medsplit.cli import CLIError
-    from lm_eval_medsplit.fileio import atomic_path, check_output_file, same_file
+    from lm_eval_medsplit.commands.common import check_io_files
+    from lm_eval_medsplit.fileio import atomic_path
 
-    if not args.file.is_file():
-        raise CLIError(f"{args.file}: no such file" + (" (it is a directory)" if args.file.is_dir() else ""))
-    if args.out:
-        check_output_file(args.out)
-        if args.out.exists() and same_file(args.out, args.file):
-            raise CLIError(f"--out {args.out} is the input file; write the scores elsewhere")
+    check_io_files(args.file, args.out, "the scores")
     groups: dict[str, ScoreSummary] = {}
     kw = dict(fuzzy=not args.no_fuzzy, style=args.style, group_by=args.group_by, groups=groups,
               strict=args.strict)
