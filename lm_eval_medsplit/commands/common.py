@@ -74,9 +74,12 @@ def report_skips(problems, what: str = "row", stream=None) -> None:
     import sys
     from collections import Counter
 
+    from lm_eval_medsplit.schema import _reason_kind
+
     if not problems:
         return
-    reasons = Counter(f"{p.field}: {p.message.split(' (')[0].split(':')[0][:60]}" for p in problems)
+    # grouped as a source's LoadReport groups its skip reasons; rows counted, not problems
+    reasons = Counter(f"{p.field}: {_reason_kind(p.message, 60)}" for p in problems)
     n = len({(p.file, p.location) for p in problems})
     print(f"medsplit: skipped {n} invalid {what}(s) ("
           + "; ".join(f"{k} x{v}" for k, v in reasons.most_common(5))
