@@ -1,5 +1,11 @@
 """``medsplit classify`` and ``medsplit classifier train|evaluate|info``: the
-reasoning-vs-knowledge question classifier."""
+reasoning-vs-knowledge question classifier.
+
+Accepts: JSONL questions, or a benchmark of a ``--source``; labelled data for train and
+evaluate. Guarantees: input rows are checked as the canonical record schema checks them
+(``--strict`` fails naming file, line and field; lenient skips and counts); every
+``--out`` is checked before any work; the labels and the embedded artefact are written
+atomically."""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""``medsplit score``: re-score saved model outputs with the scoring core."""
+"""``medsplit score``: re-score saved model outputs with the scoring core.
+
+Accepts: a JSONL file, one model output per line (``output``, ``options``, optional
+``answer_idx``; any other field is kept). Guarantees: every valid line is scored with
+:func:`lm_eval_medsplit.scoring.extract_answer`; a bad line is named by file, line and
+field (``--strict``: all of them and nothing written; lenient: skipped and counted on
+stderr); ``--out`` is written atomically, or not at all."""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """The self-contained HTML report: one file, inline CSS, plots embedded as base64
-``data:`` URIs, no script and no external resource."""
+``data:`` URIs, no script and no external resource.
+
+Accepts: :class:`~lm_eval_medsplit.report.analysis.ReportData` and PNG bytes. Guarantees:
+every text from the logs is escaped (jinja2 autoescape); the file is written atomically."""
 
 from __future__ import annotations
 
