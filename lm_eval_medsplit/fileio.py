@@ -257,6 +257,8 @@ def same_or_nested(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file (hard links and symlinks included; resolved paths
+    compared where either cannot be stat'ed)."""
     try:
         return os.path.samefile(a, b)
     except OSError:
