@@ -55,8 +55,8 @@ from lm_eval_medsplit.fileio import (
 )
 from lm_eval_medsplit.prompts import DEFAULT_STYLE, STYLES
 from lm_eval_medsplit.schema import MCQRecord, canonical_json, dataset_hash
+from lm_eval_medsplit.sources import MANIFEST, read_manifest
 
-MANIFEST = "manifest.json"
 DATA_FILE = f"{registry.HUB_SPLIT}-00000-of-00001.parquet"
 FORMAT = "lm-eval-medsplit/build-1"
 #: The share of reasoning questions the paper reports over all 11 benchmarks (hub labels).
@@ -306,7 +306,7 @@ def _build_locked(src, out: Path, names, backend, threshold, classifier_model, r
     trace_style = style or DEFAULT_STYLE
     labeler = Labeler(backend, threshold, classifier_model)
     # a build made from a build: labels kept from the source keep their classifier identity
-    src_manifest = _read_manifest(Path(src.location)) if src.kind == "hub_dir" else None
+    src_manifest = read_manifest(src.location) if src.kind == "hub_dir" else None
     src_configs = (src_manifest or {}).get("configs") or {}
 
     bar = None
@@ -574,17 +574,6 @@ def _manifest(configs: list[ConfigBuild], src, n_traces: int, trace_source: str,
                    "paper_reasoning_share_all_11": PAPER_REASONING_SHARE},
         "configs": entries,
     }
-
-
-def _read_manifest(out: Path) -> dict[str, Any] | None:
-    p = out / MANIFEST
-    if not p.is_file():
-        return None
-    try:
-        m = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, OSError):
-        return None
-    return m if isinstance(m, dict) else None
 
 
 # --------------------------------------------------------------------------- table

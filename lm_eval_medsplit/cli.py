@@ -1,5 +1,9 @@
 """The ``medsplit`` command line.
 
+Accepts: ``argv``. Guarantees: exit 0 on success; any error is one ``medsplit: error:``
+line on stderr (the message's first line names the file, row and field) and exit 2, with
+the traceback only under ``MEDSPLIT_DEBUG=1``; Ctrl-C exits 130.
+
 Each command group lives in its own module under :mod:`lm_eval_medsplit.commands` and
 exposes ``register(subparsers)``; heavy imports happen inside the handlers so that
 ``medsplit --help`` stays instant.

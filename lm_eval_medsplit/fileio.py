@@ -257,6 +257,8 @@ def same_or_nested(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file (hard links and symlinks included; resolved paths
+    compared where either cannot be stat'ed)."""
     try:
         return os.path.samefile(a, b)
     except OSError:
@@ -374,6 +376,12 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write a binary file atomically (under the lock)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def dumps_row(row: dict[str, Any]) -> str:
     """One JSON line: UTF-8 text kept, NaN/Infinity refused (they are not JSON)."""
     try:
@@ -487,6 +495,6 @@ def check_npz_sizes(path: str | os.PathLike, max_bytes: int = 64 << 20,
 __all__ = [
     "InputFileError", "JSONProblem", "read_bytes", "read_text", "iter_lines", "parse_json",
     "read_json", "json_error_text", "check_output_file", "check_output_dir", "same_or_nested",
-    "same_file", "locked", "atomic_path", "clean_stale", "write_text", "write_jsonl_rows",
+    "same_file", "locked", "atomic_path", "clean_stale", "write_text", "write_bytes", "write_jsonl_rows",
     "dumps_row", "staging_dir", "swap_dir", "recover_dir", "check_npz_sizes", "MAX_JSON_DEPTH",
 ]

@@ -185,9 +185,9 @@ class LoadReport:
         }
 
 
-def _reason_kind(message: str) -> str:
+def _reason_kind(message: str, width: int = 80) -> str:
     # group messages like "answer_idx 'Z' is not one of A, B, C, D" under their first words
-    return message.split(" (")[0].split(":")[0][:80]
+    return message.split(" (")[0].split(":")[0][:width]
 
 
 # --------------------------------------------------------------------------- coercion

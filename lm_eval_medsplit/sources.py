@@ -43,6 +43,8 @@ ENV_REVISION = "MEDSPLIT_REVISION"
 ENV_PUBMEDQA_SPLIT = "MEDSPLIT_PUBMEDQA_SPLIT"
 
 HUB_LAYOUT_SUFFIXES = (".parquet", ".jsonl", ".json")
+#: The file `medsplit build` writes beside the config folders (:mod:`lm_eval_medsplit.build`).
+MANIFEST = "manifest.json"
 
 
 class SourceError(ValueError):
@@ -201,14 +203,23 @@ def resolve_source(source: str | os.PathLike | Source | None = None, *,
         if split not in ("all", "test"):
             raise SourceError(f"pubmedqa split must be 'all' (1,000 PQA-L) or 'test' (official 500), got {split!r}")
         opts["pubmedqa_split"] = split
-    rev = None
-    manifest = path / "manifest.json"
-    if kind == "hub_dir" and manifest.is_file():
-        try:
-            rev = json.loads(manifest.read_text(encoding="utf-8")).get("revision")
-        except (ValueError, OSError, AttributeError, RecursionError):
-            rev = None
+    rev = (read_manifest(path) or {}).get("revision") if kind == "hub_dir" else None
     return Source(kind, _as_typed(path), revision=rev, options=opts)
+
+
+def read_manifest(d: str | os.PathLike) -> dict[str, Any] | None:
+    """The build manifest in folder ``d`` as a dict; ``None`` when there is none or it
+    cannot be read (a hub-layout folder need not have one)."""
+    from lm_eval_medsplit.fileio import InputFileError, read_text
+
+    p = Path(d) / MANIFEST
+    if not p.is_file():
+        return None
+    try:
+        m = json.loads(read_text(p))
+    except (InputFileError, ValueError, RecursionError):
+        return None
+    return m if isinstance(m, dict) else None
 
 
 def _as_typed(path: Path) -> str:
@@ -229,7 +240,7 @@ def detect_layout(path: Path) -> str:
         if not d.is_dir():
             continue
         files = _hub_dir_files(d)
-        if (path / "manifest.json").is_file() or any(f.suffix == ".parquet" for f in files) \
+        if (path / MANIFEST).is_file() or any(f.suffix == ".parquet" for f in files) \
                 or any(_has_hub_rows(f) for f in files if f.suffix == ".jsonl"):
             hub_like = True
         elif b.config in RAW_LOADERS and raw_files_present(d, b.config):
@@ -496,5 +507,5 @@ def write_jsonl(records, path: str | Path, *, lock: bool = True) -> None:
 __all__ = [
     "ENV_SOURCE", "ENV_REVISION", "Source", "SourceError", "resolve_source", "detect_layout",
     "load_benchmark", "load_many", "load_jsonl_records", "write_jsonl", "hub_row_to_record",
-    "RowError",
+    "RowError", "MANIFEST", "read_manifest",
 ]

@@ -177,9 +177,7 @@ def get_classifier(backend: str = "embedded", *, model: str | Path | None = None
         return _MODEL_CACHE[key]
     if backend == "embedded":
         from lm_eval_medsplit.classifier.embedded import EmbeddedModel
-        from lm_eval_medsplit.fileio import check_npz_sizes
 
-        check_npz_sizes(model or DEFAULT_EMBEDDED_MODEL)  # declared sizes, before decompressing
         clf = EmbeddedModel.load(model or DEFAULT_EMBEDDED_MODEL)
     else:
         from lm_eval_medsplit.classifier.transformer import TransformerClassifier

@@ -52,6 +52,8 @@ from typing import Any
 
 import numpy as np
 
+from lm_eval_medsplit.fileio import write_bytes
+
 MODEL_NAME = "medsplit-embedded-tfidf-lr"
 FORMAT_VERSION = 2
 THRESHOLD_CRITERION = ("maximise macro-F1 of the 5-fold out-of-fold probabilities on the training "
@@ -83,11 +85,15 @@ def make_pipeline(tfidf: dict[str, Any] | None = None, lr: dict[str, Any] | None
 
 def read_artefact(path: str | Path) -> tuple[dict[str, np.ndarray], bytes]:
     """The arrays of an artefact ``.npz`` and its raw bytes: the one entry point that opens
-    the file (``allow_pickle=False``). Raises ``FileNotFoundError`` / ``ValueError`` naming
-    the file."""
+    the file (``allow_pickle=False``; the declared sizes are checked before anything is
+    decompressed, :func:`~lm_eval_medsplit.fileio.check_npz_sizes`). Raises
+    ``FileNotFoundError`` / ``ValueError`` naming the file."""
+    from lm_eval_medsplit.fileio import check_npz_sizes
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"embedded classifier artefact not found: {path}")
+    check_npz_sizes(path)
     data = path.read_bytes()
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
@@ -109,8 +115,7 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> bytes:
             info.external_attr = 0o644 << 16
             zf.writestr(info, entry.getvalue(), compresslevel=9)
     data = buf.getvalue()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    write_bytes(path, data)
     return data
 
 

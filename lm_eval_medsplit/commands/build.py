@@ -1,4 +1,8 @@
-"""``medsplit build``: the stratified evaluation set, rebuilt from a source."""
+"""``medsplit build``: the stratified evaluation set, rebuilt from a source.
+
+Accepts: the build flags below. Guarantees: those of :func:`lm_eval_medsplit.build.build`
+(byte-identical output for the same inputs; ``--out`` replaced whole or left as it was),
+every failure a :class:`~lm_eval_medsplit.errors.CLIError` whose first line names it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,11 @@
 """``medsplit classify`` and ``medsplit classifier train|evaluate|info``: the
-reasoning-vs-knowledge question classifier."""
+reasoning-vs-knowledge question classifier.
+
+Accepts: JSONL questions, or a benchmark of a ``--source``; labelled data for train and
+evaluate. Guarantees: input rows are checked as the canonical record schema checks them
+(``--strict`` fails naming file, line and field; lenient skips and counts); every
+``--out`` is checked before any work; the labels and the embedded artefact are written
+atomically."""
 
 from __future__ import annotations
 
@@ -228,16 +234,11 @@ def cmd_classify(args) -> int:
     if args.file is None and args.benchmark is None:
         raise CLIError("give an input JSONL file, or --benchmark B to label a benchmark of "
                        "--source S (default $MEDSPLIT_SOURCE or the hub)")
-    from lm_eval_medsplit.commands.common import report_skips
-    from lm_eval_medsplit.fileio import check_output_file, same_file
+    from lm_eval_medsplit.commands.common import check_io_files, report_skips
 
     progress = False if args.no_progress else None
-    check_output_file(args.out)
+    check_io_files(args.file, args.out, "the labels")
     if args.file is not None:
-        if not args.file.is_file():
-            raise CLIError(f"{args.file}: no such file" + (" (it is a directory)" if args.file.is_dir() else ""))
-        if args.out.exists() and same_file(args.out, args.file):
-            raise CLIError(f"--out {args.out} is the input file; write the labels elsewhere")
         rows, texts, problems = read_question_lines(args.file)
         if problems and (args.strict or not rows):
             shown = "\n".join(f"  - {p}" for p in problems[:20])
@@ -382,11 +383,12 @@ def cmd_evaluate(args) -> int:
         print(f"warning: {overlap} of these {len(records)} questions were in the classifier's "
               f"training set; these figures are not held-out", file=sys.stderr)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"classifier": ident, "labels": str(args.labels),
-                                         "split": str(args.split) if args.split else None,
-                                         "part": args.part if args.split else None,
-                                         "train_overlap": overlap, **res}, indent=1))
+        from lm_eval_medsplit.fileio import write_text
+
+        write_text(args.json, json.dumps({"classifier": ident, "labels": str(args.labels),
+                                          "split": str(args.split) if args.split else None,
+                                          "part": args.part if args.split else None,
+                                          "train_overlap": overlap, **res}, indent=1))
     return 0
 
 

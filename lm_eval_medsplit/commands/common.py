@@ -1,4 +1,9 @@
-"""Options and helpers shared by command modules."""
+"""Options and helpers shared by command modules.
+
+Accepts parsed ``argparse`` namespaces and paths from the command line. Guarantees: the
+same flags, help and one-line :class:`~lm_eval_medsplit.errors.CLIError` messages in every
+command that uses them (data source, --strict/--lenient, input and output file checks,
+skip summaries)."""
 
 from __future__ import annotations
 
@@ -27,6 +32,22 @@ def open_source(args):
         raise CLIError(str(e)) from None
 
 
+def check_io_files(inp, out, what: str) -> None:
+    """Refuse, before any work, an input path that is not a file and an ``--out`` (given
+    or ``None``) that cannot be written or is the input file itself; ``what`` names what
+    the command writes ("the scores")."""
+    from lm_eval_medsplit.errors import CLIError
+    from lm_eval_medsplit.fileio import check_output_file, same_file
+
+    if inp is not None and not inp.is_file():
+        raise CLIError(f"{inp}: no such file" + (" (it is a directory)" if inp.is_dir() else ""))
+    if out is None:
+        return
+    check_output_file(out)
+    if inp is not None and out.exists() and same_file(out, inp):
+        raise CLIError(f"--out {out} is the input file; write {what} elsewhere")
+
+
 def console():
     import sys
 
@@ -53,9 +74,12 @@ def report_skips(problems, what: str = "row", stream=None) -> None:
     import sys
     from collections import Counter
 
+    from lm_eval_medsplit.schema import _reason_kind
+
     if not problems:
         return
-    reasons = Counter(f"{p.field}: {p.message.split(' (')[0].split(':')[0][:60]}" for p in problems)
+    # grouped as a source's LoadReport groups its skip reasons; rows counted, not problems
+    reasons = Counter(f"{p.field}: {_reason_kind(p.message, 60)}" for p in problems)
     n = len({(p.file, p.location) for p in problems})
     print(f"medsplit: skipped {n} invalid {what}(s) ("
           + "; ".join(f"{k} x{v}" for k, v in reasons.most_common(5))

@@ -1,4 +1,9 @@
-"""``medsplit benchmarks`` and ``medsplit data validate|show``."""
+"""``medsplit benchmarks`` and ``medsplit data validate|show``.
+
+Accepts: a ``--source`` (anything :func:`lm_eval_medsplit.sources.resolve_source` takes).
+Guarantees: ``validate`` loads each benchmark through the one validator
+(:func:`lm_eval_medsplit.schema.build_records`) and reports records, skipped rows and why;
+``--strict`` fails naming file, line and field; an empty source is an error."""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """``medsplit report``: knowledge vs reasoning and adversarial robustness from lm-eval
-and Inspect runs, with intervals, plots, HTML and leaderboard exports."""
+and Inspect runs, with intervals, plots, HTML and leaderboard exports.
+
+Accepts: lm-eval output folders / results files and Inspect logs (see ``EPILOG``).
+Guarantees: an unreadable, partial or foreign input is one error line naming the file;
+files are written only under ``--out``, each whole or not at all."""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""``medsplit score``: re-score saved model outputs with the scoring core."""
+"""``medsplit score``: re-score saved model outputs with the scoring core.
+
+Accepts: a JSONL file, one model output per line (``output``, ``options``, optional
+``answer_idx``; any other field is kept). Guarantees: every valid line is scored with
+:func:`lm_eval_medsplit.scoring.extract_answer`; a bad line is named by file, line and
+field (``--strict``: all of them and nothing written; lenient: skipped and counted on
+stderr); ``--out`` is written atomically, or not at all."""
 
 from __future__ import annotations
 
@@ -9,7 +15,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-STYLES = ("cot", "direct", "paper")  # lm_eval_medsplit.scoring.STYLES, without importing it here
+from lm_eval_medsplit.prompts import STYLES
+
 MISSING = "(missing)"
 
 EXAMPLE = """\
@@ -202,14 +209,10 @@ def _group_table(field_name: str, groups: dict, pct):
 
 def cmd_score(args) -> int:
     from lm_eval_medsplit.cli import CLIError
-    from lm_eval_medsplit.fileio import atomic_path, check_output_file, same_file
+    from lm_eval_medsplit.commands.common import check_io_files
+    from lm_eval_medsplit.fileio import atomic_path
 
-    if not args.file.is_file():
-        raise CLIError(f"{args.file}: no such file" + (" (it is a directory)" if args.file.is_dir() else ""))
-    if args.out:
-        check_output_file(args.out)
-        if args.out.exists() and same_file(args.out, args.file):
-            raise CLIError(f"--out {args.out} is the input file; write the scores elsewhere")
+    check_io_files(args.file, args.out, "the scores")
     groups: dict[str, ScoreSummary] = {}
     kw = dict(fuzzy=not args.no_fuzzy, style=args.style, group_by=args.group_by, groups=groups,
               strict=args.strict)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lm_eval_medsplit.fileio import write_text
 from lm_eval_medsplit.report.analysis import Analyser, ReportData
 from lm_eval_medsplit.report.join import (
     JoinError,
@@ -180,7 +181,7 @@ def write_report(report: Report, out_dir: str | Path, *, formats: Iterable[str] 
         from lm_eval_medsplit.report.tables import markdown_report
 
         p = out / "report.md"
-        p.write_text(markdown_report(d, title=title), encoding="utf-8")
+        write_text(p, markdown_report(d, title=title))
         written["md"] = [p]
     if "csv" in formats or "json" in formats:
         from lm_eval_medsplit.report.export import write_tables

@@ -52,7 +52,7 @@ import numpy as np
 
 from lm_eval_medsplit.report import stats
 from lm_eval_medsplit.report.adversarial import AdversarialTables
-from lm_eval_medsplit.report.intervals import _ci, _gap_cols, _newcombe_2indep, _r, _subset_cols
+from lm_eval_medsplit.report.intervals import _gap_cols, _r, _subset_cols
 from lm_eval_medsplit.report.sample_table import (
     ALL,
     CLEAN,
@@ -323,16 +323,15 @@ class Analyser(AdversarialTables):
                            "reasoning_n": nr, "knowledge_n": nk,
                            "reasoning_accuracy": _r(kr / nr) if nr else None,
                            "knowledge_accuracy": _r(kk / nk) if nk else None}
-                    if nr and nk:
+                    est: dict[int, float] = {}
+                    draws: dict[int, np.ndarray] = {}
+                    counts: dict[int, tuple[float, int]] = {}
+                    if nr and nk:  # knowledge (0) minus reasoning (1), as in the gaps table
                         rng = self.rng("sweep", model, th)
-                        d = (stats.bootstrap_proportion(kk, nk, rng, self.b)
-                             - stats.bootstrap_proportion(kr, nr, rng, self.b))
-                        lo, hi = _ci(d)
-                        if stats.degenerate(lo, hi):
-                            lo, hi = _newcombe_2indep(kk, nk, kr, nr)
-                        row.update({"gap": _r(kk / nk - kr / nr), "gap_ci_low": lo, "gap_ci_high": hi})
-                    else:
-                        row.update({"gap": None, "gap_ci_low": None, "gap_ci_high": None})
+                        for s, (k, n) in enumerate(((kk, nk), (kr, nr))):
+                            est[s], counts[s] = k / n, (k, n)
+                            draws[s] = stats.bootstrap_proportion(k, n, rng, self.b)
+                    row.update(_gap_cols(draws, est, counts=counts))
                     data.threshold_sweep.append(row)
 
     # ------------------------------------------------------------------ repeats

@@ -2,7 +2,8 @@
 Face ``.eval_results`` YAML and ``model-index`` blocks per model.
 
 Accepts :class:`ReportData`; guarantees every file lands inside the chosen folder
-(names taken from the logs go through :func:`safe_name` and :func:`inside`), CSV cells
+(names taken from the logs go through :func:`safe_name` and :func:`inside`) and is
+written whole or not at all (:mod:`lm_eval_medsplit.fileio`), CSV cells
 that a spreadsheet would run as a formula are neutralised, and each export is shaped for
 its consumer (tests feed them to ``huggingface_hub`` and ``lm_eval``).
 
@@ -45,8 +46,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from lm_eval_medsplit.fileio import atomic_path, write_text
 from lm_eval_medsplit.registry import HUB_DATASET, find_benchmark
+from lm_eval_medsplit.report import stats
 from lm_eval_medsplit.report.analysis import ReportData
+from lm_eval_medsplit.report.intervals import _r
 from lm_eval_medsplit.report.read_common import LOGLIKELIHOOD, prompt_style_of
 from lm_eval_medsplit.report.sample_table import CLEAN
 
@@ -66,9 +70,6 @@ def safe_name(name: str, max_len: int = 80) -> str:
     if len(s) > max_len:
         s = s[:max_len - 9].rstrip("._-") + "-" + hashlib.sha256(str(name).encode("utf-8", "replace")).hexdigest()[:8]
     return s or "model"
-
-
-sanitize = safe_name  # the earlier name
 
 
 def inside(root: Path, path: Path) -> Path:
@@ -128,8 +129,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
         for k in r:
             if k not in cols:
                 cols.append(k)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
         for r in rows:
@@ -139,10 +139,8 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
 
 def write_tables(d: ReportData, out_dir: Path) -> list[Path]:
     """``report.json`` (every table) and one CSV per table."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "report.json"]
-    paths[0].write_text(json.dumps(d.as_dict(), indent=1, ensure_ascii=False, sort_keys=False),
-                        encoding="utf-8")
+    write_text(paths[0], json.dumps(d.as_dict(), indent=1, ensure_ascii=False, sort_keys=False))
     for name in d.TABLES:
         rows = getattr(d, name)
         if rows:
@@ -183,10 +181,6 @@ def _pooled(cells: list[dict[str, Any]]) -> dict[str, float | None]:
                                                                   for c in cells))
     return {"acc": round(acc, 6), "acc_stderr": None if se is None else round(se, 6),
             "parsed": round(sum(c["parse_rate"] * c["n"] for c in cells) / n, 6) if n else None}
-
-
-def _binom_se(p: float | None, n: int) -> float | None:
-    return None if p is None or n < 2 else round(math.sqrt(p * (1 - p) / (n - 1)), 6)
 
 
 def _metrics(vals: dict[str, Any], flt: str) -> dict[str, Any]:
@@ -241,7 +235,7 @@ def lm_eval_results(d: ReportData, model: str, *, reference: dict[str, Any] | No
         vals = {"acc": r["accuracy"], "acc_stderr": r["stderr"],
                 "acc_ci_low": r["ci_low"], "acc_ci_high": r["ci_high"]}
         if setting == GENERATIVE:
-            vals.update({"parsed": r["parse_rate"], "parsed_stderr": _binom_se(r["parse_rate"], r["n"])})
+            vals.update({"parsed": r["parse_rate"], "parsed_stderr": _r(stats.binomial_stderr(r["parse_rate"], r["n"]))})
         results[task] = {"alias": task, **_metrics(vals, flt)}
         hib[task] = {"acc": True, "parsed": True, "acc_ci_low": True, "acc_ci_high": True}
         n_samples[task] = {"original": r["n"], "effective": r["n"]}
@@ -358,21 +352,24 @@ def write_lm_eval_results(d: ReportData, out_dir: Path, *, reference: dict[str, 
     paths = []
     models = base_models(d)
     dirs = model_dirs(models)
+    by_model: dict[str, list[Any]] = {}  # one pass over the rows, not one per model
+    for r in rows or ():
+        by_model.setdefault(split_setting(r.model)[0], []).append(r)
     for m in models:
-        doc = lm_eval_results(d, m, reference=reference, rows=rows)
+        mine = None if rows is None else by_model.get(m, [])
+        doc = lm_eval_results(d, m, reference=reference, rows=mine)
         if not doc["results"]:
             continue
         folder = inside(out_dir, out_dir / dirs[m])
-        folder.mkdir(parents=True, exist_ok=True)
-        if rows is not None:
-            lines = _sample_lines(rows, m)
+        if mine is not None:
+            lines = _sample_lines(mine, m)
             for task, ls in sorted(lines.items()):
                 doc["n-samples"][task] = {"original": len(ls), "effective": len(ls)}
                 sp = inside(out_dir, folder / f"samples_{task}_medsplit.jsonl")
-                sp.write_text("\n".join(ls) + "\n", encoding="utf-8")
+                write_text(sp, "\n".join(ls) + "\n")
                 paths.append(sp)
         p = inside(out_dir, folder / RESULTS_NAME)
-        p.write_text(json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_text(p, json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
         paths.append(p)
     return paths
 
@@ -458,13 +455,11 @@ def write_hf_eval_results(d: ReportData, out_dir: Path, *, reference: dict[str, 
         files = hf_eval_results(d, m, reference=reference, date=date)
         for fname, entries in files.items():
             p = inside(out_dir, out_dir / dirs[m] / ".eval_results" / fname)
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(yaml.safe_dump(eval_result_entries_to_yaml(entries), sort_keys=False, allow_unicode=True),
-                         encoding="utf-8")
+            write_text(p, yaml.safe_dump(eval_result_entries_to_yaml(entries), sort_keys=False, allow_unicode=True))
             paths.append(p)
         if files:
             p = inside(out_dir, out_dir / dirs[m] / "model_index.yaml")
-            p.write_text(yaml.safe_dump(model_index(d, m, reference=reference), sort_keys=False,
-                                        allow_unicode=True), encoding="utf-8")
+            write_text(p, yaml.safe_dump(model_index(d, m, reference=reference), sort_keys=False,
+                                         allow_unicode=True))
             paths.append(p)
     return paths

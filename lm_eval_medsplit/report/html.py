@@ -1,5 +1,8 @@
 """The self-contained HTML report: one file, inline CSS, plots embedded as base64
-``data:`` URIs, no script and no external resource."""
+``data:`` URIs, no script and no external resource.
+
+Accepts: :class:`~lm_eval_medsplit.report.analysis.ReportData` and PNG bytes. Guarantees:
+every text from the logs is escaped (jinja2 autoescape); the file is written atomically."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import datetime as _dt
 from pathlib import Path
 from typing import Any
 
+from lm_eval_medsplit.fileio import write_text
 from lm_eval_medsplit.report.analysis import ReportData
 from lm_eval_medsplit.report.tables import all_tables, to_html
 
@@ -55,6 +59,5 @@ def render_html(d: ReportData, plots: dict[str, bytes], *, title: str = "medspli
 
 
 def write_html(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    write_text(path, text)
     return path

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from lm_eval_medsplit.fileio import write_bytes
 from lm_eval_medsplit.report.analysis import ReportData
 from lm_eval_medsplit.report.sample_table import ALL, MACRO
 
@@ -194,6 +195,5 @@ def render_plots(d: ReportData, out_dir: Path | None = None, *, dpi: int = 110) 
         plt.close(fig)
         out[name] = buf.getvalue()
         if out_dir is not None:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / f"{name}.png").write_bytes(out[name])
+            write_bytes(out_dir / f"{name}.png", out[name])
     return out

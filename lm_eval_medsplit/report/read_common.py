@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lm_eval_medsplit.prompts import DEFAULT_STYLE, STYLES
 from lm_eval_medsplit.samples import SampleRow
 
 LM_EVAL = "lm-eval"
@@ -28,7 +29,7 @@ _OUTCOMES = ("correct", "incorrect", "unparsed")
 #: Method of log-likelihood (``_mc``) samples; their model is reported as ``"<model> (loglikelihood)"``.
 LOGLIKELIHOOD = "loglikelihood"
 #: Prompt styles other than the default ``cot`` (:data:`lm_eval_medsplit.prompts.STYLES`).
-OTHER_STYLES = ("direct", "paper")
+OTHER_STYLES = tuple(s for s in STYLES if s != DEFAULT_STYLE)
 
 
 class InputError(ValueError):
@@ -187,7 +188,7 @@ def _outcome_fields(*places: Any) -> dict[str, Any] | None:
 
 def _rescore(text: str | None, doc: Mapping[str, Any], target: Any) -> dict[str, Any] | None:
     from lm_eval_medsplit.schema import RowError, coerce_options
-    from lm_eval_medsplit.scoring import STYLES, score
+    from lm_eval_medsplit.scoring import score
 
     options = doc.get("options")
     gold = doc.get("answer_idx") or (target if isinstance(target, str) else None)
@@ -201,7 +202,7 @@ def _rescore(text: str | None, doc: Mapping[str, Any], target: Any) -> dict[str,
     if gold not in opts:
         return None
     style = doc.get("style")
-    s = score(text, opts, gold, style=style if style in STYLES else "cot")
+    s = score(text, opts, gold, style=style if style in STYLES else DEFAULT_STYLE)
     return {"pred": s.pred, "method": s.method, "outcome": s.outcome.value}
 
 
@@ -220,7 +221,7 @@ def styled_model(model: str, style: Any) -> str:
 
 def prompt_style_of(model: str) -> str:
     """The prompt style a row's model name says it was run in (see :func:`styled_model`)."""
-    return next((s for s in OTHER_STYLES if model.endswith(f" ({s})")), "cot")
+    return next((s for s in OTHER_STYLES if model.endswith(f" ({s})")), DEFAULT_STYLE)
 
 
 def _row(meta: Mapping[str, Any], *, model: str, harness: str, task: str,

@@ -173,6 +173,8 @@ def _read_lm_eval_samples(sfile: Path, task: str, model: str, task_prov: dict[st
                                         f"metadata (id, benchmark, record_hash) unlike line {i}")
             seen_meta = True
             doc_style = doc.get("style") if isinstance(doc, Mapping) else None
+            # the run provenance of the row's benchmark (or the task's only one)
+            prov = task_prov.get(str(meta["benchmark"])) or (next(iter(task_prov.values())) if len(task_prov) == 1 else None)
             flt = s.get("filter")
             if not isinstance(flt, (str, type(None))):
                 raise InputError(sfile, f"line {i}: field 'filter' is a JSON {type(flt).__name__}")
@@ -189,7 +191,6 @@ def _read_lm_eval_samples(sfile: Path, task: str, model: str, task_prov: dict[st
                 else:
                     rescored[flt] = rescored.get(flt, 0) + len(many)
             if many is not None and len(many) > 1:
-                prov = task_prov.get(str(meta["benchmark"])) or (next(iter(task_prov.values())) if len(task_prov) == 1 else None)
                 ll = many[0].get("method") == LOGLIKELIHOOD
                 try:
                     for j, f in enumerate(many):
@@ -220,7 +221,6 @@ def _read_lm_eval_samples(sfile: Path, task: str, model: str, task_prov: dict[st
                     raise InputError(sfile, f"line {i}: no pred/method/outcome and no options + "
                                             f"gold in the doc to re-score the response")
                 rescored[flt] = rescored.get(flt, 0) + 1
-            prov = task_prov.get(str(meta["benchmark"])) or (next(iter(task_prov.values())) if len(task_prov) == 1 else None)
             try:
                 by_filter.setdefault(flt, []).append(
                     _row(meta, model=row_model, harness=LM_EVAL, task=task, fields=fields,

@@ -240,18 +240,14 @@ def md_escape(s: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", s)
 
 
-def _md_cell(s: str) -> str:
-    return md_escape(s)
-
-
 def to_markdown(spec: TableSpec) -> str:
     lines = [f"### {md_escape(spec.title)}", ""]
     if spec.caption:
         lines += [md_escape(spec.caption), ""]
-    lines.append("| " + " | ".join(_md_cell(c) for c in spec.columns) + " |")
+    lines.append("| " + " | ".join(md_escape(c) for c in spec.columns) + " |")
     lines.append("|" + "|".join("---:" if i in spec.right else "---" for i in range(len(spec.columns))) + "|")
     for row in spec.rows:
-        lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
+        lines.append("| " + " | ".join(md_escape(c) for c in row) + " |")
     return "\n".join(lines) + "\n"
 
 
