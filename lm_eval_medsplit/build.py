@@ -53,7 +53,7 @@ from lm_eval_medsplit.fileio import (
     staging_dir,
     swap_dir,
 )
-from lm_eval_medsplit.prompts import DEFAULT_STYLE, STYLES
+from lm_eval_medsplit.prompts import DEFAULT_STYLE, check_style
 from lm_eval_medsplit.schema import MCQRecord, canonical_json, dataset_hash
 from lm_eval_medsplit.sources import MANIFEST, read_manifest
 
@@ -249,8 +249,11 @@ def build(source, out: str | Path, *, benchmarks: str | Sequence[str] | None = N
         raise BuildError(f"unknown classifier backend {backend!r}; choose embedded or transformer")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise BuildError(f"threshold must be in [0, 1], got {threshold}")
-    if style is not None and style not in STYLES:
-        raise BuildError(f"unknown prompt style {style!r}; choose one of {', '.join(STYLES)}")
+    if style is not None:
+        try:
+            check_style(style)
+        except ValueError as e:
+            raise BuildError(str(e)) from None
     try:
         src = resolve_source(source, revision=revision)
     except SourceError as e:

@@ -347,8 +347,9 @@ def _first_line(e: BaseException) -> str:
 
 def hub_offline() -> bool:
     """Whether ``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE`` asks for the local cache only."""
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
-               for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    from lm_eval_medsplit.dataset import flag_value  # dataset imports this module
+
+    return any(flag_value(os.environ.get(v, "")) for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
 #: Seconds the one hub probe may take before the run stops (``datasets`` would otherwise

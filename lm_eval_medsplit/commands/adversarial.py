@@ -127,9 +127,6 @@ def _load_input(args):
         if args.input is not None:
             if args.source or args.benchmark:
                 raise CLIError("give either an input file or --source/--benchmark, not both")
-            if not args.input.is_file():
-                raise CLIError(f"{args.input}: no such file"
-                               + (" (it is a directory)" if args.input.is_dir() else ""))
             records, rep = load_jsonl_records(args.input, strict=args.strict)
         else:
             if not args.benchmark:
@@ -158,13 +155,10 @@ def _load_input(args):
 
 def cmd_generate(args) -> int:
     from lm_eval_medsplit.adversarial import TraceInputError
+    from lm_eval_medsplit.commands.common import check_io_files
     from lm_eval_medsplit.errors import CLIError
-    from lm_eval_medsplit.fileio import check_output_file, same_file
 
-    check_output_file(args.out)
-    if args.input is not None and args.out.exists() and same_file(args.out, args.input):
-        raise CLIError(f"--out {args.out} is the input file; write the traces to another file "
-                       f"(it is also the resume file)")
+    check_io_files(args.input, args.out, "the traces")
     records = _load_input(args)
     if args.offline:
         stats = _offline(records, args)
