@@ -402,16 +402,25 @@ def _raw_copy(raw_dir: Path, tmp_path: Path, config: str) -> Path:
     return root
 
 
+def _with_blank_line_3(raw_dir: Path, tmp_path: Path, config: str, file: str, blank: str):
+    """A copy of one raw config with a blank line inserted as line 3 of ``file``, loaded:
+    ``(records of the untouched raw folder, copy root, edited file, records, report)``."""
+    from lm_eval_medsplit.sources import resolve_source
+
+    clean, _ = resolve_source(raw_dir).load(config)
+    root = _raw_copy(raw_dir, tmp_path, config)
+    path = root / config / file
+    lines = path.read_text().splitlines(keepends=True)
+    lines.insert(2, blank)
+    path.write_text("".join(lines))
+    got, rep = resolve_source(root).load(config)
+    return clean, root, path, got, rep
+
+
 def test_medmcqa_blank_line_shifts_no_id(raw_dir, tmp_path):
     from lm_eval_medsplit.sources import resolve_source
 
-    clean, _ = resolve_source(raw_dir).load("medmcqa")
-    root = _raw_copy(raw_dir, tmp_path, "medmcqa")
-    path = root / "medmcqa" / "validation.jsonl"
-    lines = path.read_text().splitlines(keepends=True)
-    lines.insert(2, "\n")
-    path.write_text("".join(lines))
-    got, rep = resolve_source(root).load("medmcqa")
+    clean, root, path, got, rep = _with_blank_line_3(raw_dir, tmp_path, "medmcqa", "validation.jsonl", "\n")
     assert rep.n_skipped == 1 and dict(rep.skip_reasons()) == {"<line>: blank line": 1}
     assert [(r.id, r.question, r.answer_idx) for r in got] == \
         [(r.id, r.question, r.answer_idx) for r in clean]
@@ -433,15 +442,8 @@ def test_medmcqa_blank_line_shifts_no_id(raw_dir, tmp_path):
 
 
 def test_medbullets_blank_line_shifts_no_id(raw_dir, tmp_path):
-    from lm_eval_medsplit.sources import resolve_source
-
-    clean, _ = resolve_source(raw_dir).load("medbullets_op4")
-    root = _raw_copy(raw_dir, tmp_path, "medbullets_op4")
-    path = root / "medbullets_op4" / "medbullets_op4.jsonl"
-    lines = path.read_text().splitlines(keepends=True)
-    lines.insert(2, "   \n")
-    path.write_text("".join(lines))
-    got, rep = resolve_source(root).load("medbullets_op4")
+    clean, root, path, got, rep = _with_blank_line_3(raw_dir, tmp_path, "medbullets_op4",
+                                                     "medbullets_op4.jsonl", "   \n")
     assert rep.n_skipped == 1
     assert [(r.id, r.question) for r in got] == [(r.id, r.question) for r in clean]
 
